@@ -1,0 +1,380 @@
+"""Reverse-mode automatic differentiation.
+
+A tensor produced by an op while grad mode is on keeps a link to its graph node: the op's context
+(``ctx``), which holds what the backward needs and one edge per input. ``backward()`` walks the
+graph iteratively in reverse topological order, so a chain of any length never meets Python's
+recursion limit. Gradients are un-broadcast to each input's shape here, in one place, and
+accumulate with ``+``; the graph's saved arrays are freed after a backward unless retain_graph.
+"""
+import threading
+
+import numpy as np
+
+from .backends.reference import xp_of
+from .device import device_of
+
+# ---- grad mode ----------------------------------------------------------------------------
+_local = threading.local()  # grad mode is per thread, as in PyTorch
+
+
+def is_grad_enabled():
+    return getattr(_local, "grad_enabled", True)
+
+
+def set_grad_enabled(mode):
+    _local.grad_enabled = bool(mode)
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode for its block."""
+
+    mode = True
+
+    def __enter__(self):
+        self._prev = is_grad_enabled()
+        set_grad_enabled(self.mode)
+
+    def __exit__(self, *exc):
+        set_grad_enabled(self._prev)
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):  # noqa: N801 - PyTorch's name
+    mode = False
+
+
+class enable_grad(_GradMode):  # noqa: N801
+    mode = True
+
+
+# ---- the tensor's autograd state ----------------------------------------------------------
+class TensorBase:
+    """Storage plus autograd state; ``tilegrad.Tensor`` adds the user-facing methods."""
+
+    __slots__ = ("_data", "_device", "requires_grad", "_grad", "_node", "_out_idx", "_retain", "__weakref__")
+
+    def __init__(self, data, device=None, requires_grad=False, node=None, out_idx=0):
+        self._data = data
+        self._device = device if device is not None else device_of(data)
+        self.requires_grad = requires_grad
+        self._grad = None
+        self._node = node
+        self._out_idx = out_idx
+        self._retain = False
+
+    @property
+    def is_leaf(self):
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+
+def _as_array(x):
+    """Kernels may hand back NumPy scalars for 0-d results; tensors always hold arrays."""
+    return np.asarray(x) if isinstance(x, np.generic) else x
+
+
+# ---- functions and their contexts ---------------------------------------------------------
+class Function:
+    """Subclass with static ``forward(ctx, *args)`` and ``backward(ctx, *grads)`` working on
+    Tensors, then call ``MyFunction.apply(*args)`` (PyTorch's ``autograd.Function``).
+
+    ``backward`` returns one gradient per ``forward`` argument (None for non-tensors or
+    inputs that need none). The op table's ops subclass ``ops.Op`` instead, whose forward and
+    backward work on raw arrays for speed; both share this graph machinery.
+    """
+
+    raw_arrays = False  # True for ops: forward/backward take and return xp arrays
+    differentiable = True
+
+    def __init__(self):
+        self._saved = ()
+        self.needs_input_grad = ()
+        self._edges = ()
+        self._n_outputs = 1
+        self._retained = None
+        self._kernels = None
+
+    # What forward and backward use.
+    def save_for_backward(self, *values):
+        self._saved = values
+
+    @property
+    def saved_tensors(self):
+        if self._saved is None:
+            raise RuntimeError("Trying to backward through the graph a second time (or directly access "
+                               "saved tensors after they have already been freed). Specify "
+                               "retain_graph=True on the first backward call if you need to do it again.")
+        return self._saved
+
+    def kernel(self, name, *args):
+        """Run the kernel ``name`` of this op's device backend."""
+        return self._kernels[name](*args)
+
+    def mark_non_differentiable(self, *_):  # PyTorch compatibility; outputs are decided by ops
+        pass
+
+    def __repr__(self):
+        return f"<{type(self).__name__}Backward>"
+
+    name = property(lambda self: type(self).__name__)
+
+    @classmethod
+    def apply(cls, *args):
+        """Run forward on the arguments and, in grad mode, record the graph node."""
+        from .backends import kernel_table
+        first = None
+        grad = False
+        for a in args:
+            if isinstance(a, TensorBase):
+                if first is None:
+                    first = a
+                elif a._device != first._device:
+                    raise RuntimeError(f"{cls.__name__}: expected all tensors on the same device, "
+                                       f"found {first._device} and {a._device}")
+                grad = grad or a.requires_grad
+        if first is None:
+            raise TypeError(f"{cls.__name__}.apply needs at least one Tensor argument")
+        tensor_type = type(first)
+        ctx = cls()
+        ctx._kernels = kernel_table(first._device)
+        ctx._tensor_type = tensor_type
+        record = grad and cls.differentiable and is_grad_enabled()
+        ctx.needs_input_grad = tuple(isinstance(a, TensorBase) and a.requires_grad for a in args) if record \
+            else (False,) * len(args)
+        if cls.raw_arrays:
+            inputs = [a._data if isinstance(a, TensorBase) else a for a in args]
+            with no_grad():
+                out = cls.forward(ctx, *inputs)
+        else:
+            detached = [tensor_type(a._data, a._device) if isinstance(a, TensorBase) else a for a in args]
+            with no_grad():
+                out = cls.forward(ctx, *detached)
+        multi = isinstance(out, tuple)
+        outs = out if multi else (out,)
+        if record:
+            ctx._edges = tuple(_edge(a) if need else None for a, need in zip(args, ctx.needs_input_grad))
+            ctx._n_outputs = len(outs)
+            if multi:
+                ctx._out_meta = tuple((o.shape, o.dtype) for o in outs)
+        results = []
+        for i, o in enumerate(outs):
+            if isinstance(o, TensorBase):
+                o = o._data
+            o = _as_array(o)
+            t = tensor_type(o, device_of(o) if not cls.same_device else first._device)
+            if record and o.dtype.kind in "fc" and i not in cls.non_differentiable_outputs:
+                t.requires_grad = True
+                t._node = ctx
+                t._out_idx = i
+            results.append(t)
+        return tuple(results) if multi else results[0]
+
+    same_device = True
+    non_differentiable_outputs = ()
+
+    # The engine's view of a node.
+    def _run_backward(self, grads):
+        if all(g is None for g in grads):
+            return (None,) * len(self._edges)
+        if self._n_outputs > 1 and any(g is None for g in grads):
+            like = next(g for g in grads if g is not None)
+            xp = xp_of(like)
+            grads = [xp.zeros(shape, dtype) if g is None else g for g, (shape, dtype) in zip(grads, self._out_meta)]
+        if self.raw_arrays:
+            out = type(self).backward(self, *grads)
+        else:
+            tt = self._tensor_type
+            out = type(self).backward(self, *[tt(g) if g is not None else None for g in grads])
+        if not isinstance(out, tuple):
+            out = (out,)
+        if not self.raw_arrays:
+            out = tuple(g._data if isinstance(g, TensorBase) else g for g in out)
+        return out
+
+    def _release(self):
+        """Free what forward saved; a later backward through this node that needs it fails."""
+        if self._saved and any(_is_array(v) for v in self._saved):
+            self._saved = None
+
+
+def _is_array(v):
+    return isinstance(v, np.ndarray) or hasattr(v, "__cuda_array_interface__") or isinstance(v, TensorBase)
+
+
+def _edge(t):
+    """Where the gradient of input ``t`` goes: its producer's node, or the leaf itself."""
+    return (t._node, t._out_idx, t if t._node is None else None, t._data.shape, t._data.dtype)
+
+
+def _unbroadcast(g, shape):
+    """Sum ``g`` down to ``shape`` (the inverse of broadcasting)."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and g.shape[i + lead] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def _accumulate_leaf(leaf, g):
+    if leaf._grad is None:
+        leaf._grad = type(leaf)(g.copy() if hasattr(g, "copy") else g, leaf._device)
+    else:
+        leaf._grad = type(leaf)(leaf._grad._data + g, leaf._device)
+
+
+def backward(tensors, grad_tensors=None, retain_graph=False):
+    """Accumulate d(tensors)/d(leaves) into the leaves' ``.grad`` (``torch.autograd.backward``)."""
+    if isinstance(tensors, TensorBase):
+        tensors = (tensors,)
+    if grad_tensors is None or isinstance(grad_tensors, TensorBase):
+        grad_tensors = (grad_tensors,) * len(tensors) if grad_tensors is None else (grad_tensors,)
+    grads = {}  # node -> list of accumulated output grads
+    roots = []
+    for t, g in zip(tensors, grad_tensors):
+        if not t.requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+        if g is None:
+            if t._data.size != 1:
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs; "
+                                   f"got a tensor of shape {tuple(t._data.shape)}: pass gradient=")
+            g = xp_of(t._data).ones_like(t._data)
+        else:
+            g = g._data if isinstance(g, TensorBase) else g
+            if tuple(g.shape) != tuple(t._data.shape):
+                raise RuntimeError(f"backward: gradient has shape {tuple(g.shape)} but the tensor has "
+                                   f"shape {tuple(t._data.shape)}")
+        if t._node is None:
+            _accumulate_leaf(t, g.astype(t._data.dtype, copy=False))
+            continue
+        slot = grads.setdefault(t._node, [None] * t._node._n_outputs)
+        slot[t._out_idx] = g if slot[t._out_idx] is None else slot[t._out_idx] + g
+        roots.append(t._node)
+    _run_graph(roots, grads, retain_graph)
+
+
+def _run_graph(roots, grads, retain_graph):
+    # Count, for every node reachable from the roots, how many edges lead into it.
+    pending = {}
+    stack = list(dict.fromkeys(roots))
+    seen = set(stack)
+    while stack:
+        node = stack.pop()
+        for e in node._edges:
+            if e is not None and e[0] is not None:
+                pending[e[0]] = pending.get(e[0], 0) + 1
+                if e[0] not in seen:
+                    seen.add(e[0])
+                    stack.append(e[0])
+    ready = [n for n in dict.fromkeys(roots) if pending.get(n, 0) == 0]
+    while ready:
+        node = ready.pop()
+        out_grads = grads.pop(node)
+        if node._retained:
+            for i, t in node._retained:
+                if out_grads[i] is not None:
+                    _accumulate_leaf(t, out_grads[i])
+        in_grads = node._run_backward(out_grads)
+        if len(in_grads) < len(node._edges):
+            raise RuntimeError(f"{type(node).__name__}.backward returned {len(in_grads)} gradients, "
+                               f"expected {len(node._edges)}")
+        for e, g in zip(node._edges, in_grads):
+            if e is None:
+                continue
+            child, idx, leaf, shape, dtype = e
+            if g is not None:
+                g = _as_array(g)
+                g = _unbroadcast(g, shape)
+                if g.dtype != dtype:
+                    g = g.astype(dtype)
+            if child is None:
+                if g is not None:
+                    _accumulate_leaf(leaf, g)
+                continue
+            if g is not None:
+                slot = grads.setdefault(child, [None] * child._n_outputs)
+                slot[idx] = g if slot[idx] is None else slot[idx] + g
+            else:
+                grads.setdefault(child, [None] * child._n_outputs)
+            pending[child] -= 1
+            if pending[child] == 0:
+                ready.append(child)
+        if not retain_graph:
+            node._release()
+
+
+# ---- gradient checking --------------------------------------------------------------------
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exception=True):
+    """Check the analytical gradients of ``fn(*inputs)`` against central differences.
+
+    ``inputs`` are tensors; those with ``requires_grad`` are checked, and should be float64.
+    The outputs are contracted with a fixed random tensor ``v`` so one backward gives the
+    vector-Jacobian product, compared element by element with (L(x+eps) - L(x-eps)) / 2eps
+    where L = sum(fn(x) * v). Returns True, or raises (or returns False) naming the worst entry.
+    """
+    def contracted(vs):
+        outs = fn(*inputs)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        outs = [o for o in outs if isinstance(o, TensorBase) and o._data.dtype.kind == "f"]
+        if vs is None:
+            rng = np.random.default_rng(seed)
+            vs = [rng.standard_normal(o._data.shape) for o in outs]
+        total = 0.0
+        for o, v in zip(outs, vs):
+            total = total + (o * type(o)(xp_of(o._data).asarray(v, dtype=o._data.dtype), o._device)).sum()
+        return total, vs
+
+    checked = [t for t in inputs if isinstance(t, TensorBase) and t.requires_grad]
+    for t in checked:
+        if t._data.dtype != np.float64:
+            raise TypeError(f"gradcheck needs float64 inputs for precision, got {t._data.dtype}")
+        t._grad = None
+    loss, vs = contracted(None)
+    if not isinstance(loss, TensorBase) or not loss.requires_grad:
+        for t in checked:
+            t._grad = None
+        analytical = [np.zeros(t._data.shape) for t in checked]
+    else:
+        loss.backward()
+        analytical = [_to_numpy(t._grad._data) if t._grad is not None else np.zeros(t._data.shape) for t in checked]
+    with no_grad():
+        for t, ana in zip(checked, analytical):
+            if not t._data.flags.c_contiguous:
+                raise ValueError("gradcheck needs C-contiguous inputs (perturbed in place through a flat view)")
+            flat = t._data.reshape(-1)
+            num = np.zeros(flat.size)
+            for i in range(flat.size):
+                orig = flat[i].item()
+                flat[i] = orig + eps
+                plus = float(contracted(vs)[0]._data)
+                flat[i] = orig - eps
+                minus = float(contracted(vs)[0]._data)
+                flat[i] = orig
+                num[i] = (plus - minus) / (2 * eps)
+            err = np.abs(num - ana.reshape(-1))
+            bad = err > atol + rtol * np.abs(num)
+            if bad.any():
+                j = int(np.argmax(err - (atol + rtol * np.abs(num))))
+                msg = (f"gradcheck failed for an input of shape {tuple(t._data.shape)}: at flat index {j}, "
+                       f"numerical {num[j]:.8g} vs analytical {ana.reshape(-1)[j]:.8g} "
+                       f"({int(bad.sum())} of {flat.size} entries out of tolerance)")
+                if raise_exception:
+                    raise AssertionError(msg)
+                return False
+    return True
+
+
+def _to_numpy(a):
+    return a if isinstance(a, np.ndarray) else a.get()

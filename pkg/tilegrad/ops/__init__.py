@@ -1,0 +1,7 @@
+"""The op table: every op defined once, with its forward (in kernel names), its backward, its
+sample inputs (for the parity and gradient tests) and its cost (for the bench).
+
+``OPS`` maps op names to their classes; ``tests/ops`` and ``tilegrad bench`` iterate over it.
+"""
+from .base import OPS, Cost, Op, Sample, op  # noqa: F401
+from . import elementwise, activation, reduce, shape, matmul  # noqa: F401,E402  (fills OPS)

@@ -1,0 +1,95 @@
+"""Activations and (log-)softmax: the ops the native backends accelerate first."""
+from .base import Cost, Op, Sample, distinct, op, randn, unary_samples
+
+SOFTMAX_CASES = [((7,), -1), ((3, 5), -1), ((3, 5), 0), ((2, 0, 4), -1), ((4, 129), 1), ((2, 3, 4), 1), ((1,), 0)]
+
+
+@op
+class Relu(Op):
+    samples = staticmethod(lambda rng: unary_samples(rng, lambda x: Relu.apply(x), distinct))
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.kernel("relu", x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        return ctx.kernel("relu_backward", x, gy)
+
+
+@op
+class Sigmoid(Op):
+    samples = staticmethod(lambda rng: unary_samples(rng, lambda x: Sigmoid.apply(x)))
+    cost = staticmethod(lambda x: Cost(4 * x.size, 2 * x.nbytes))
+
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.kernel("sigmoid", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (y,) = ctx.saved_tensors
+        return ctx.kernel("sigmoid_backward", y, gy)
+
+
+@op
+class Tanh(Op):
+    samples = staticmethod(lambda rng: unary_samples(rng, lambda x: Tanh.apply(x)))
+    cost = staticmethod(lambda x: Cost(4 * x.size, 2 * x.nbytes))
+
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.kernel("tanh", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (y,) = ctx.saved_tensors
+        return ctx.kernel("tanh_backward", y, gy)
+
+
+def _softmax_samples(cls):
+    return lambda rng: [Sample((randn(rng, s),), lambda x, d=d: cls.apply(x, d), f"{s},dim={d}") for s, d in SOFTMAX_CASES]
+
+
+@op
+class Softmax(Op):
+    cost = staticmethod(lambda x, dim: Cost(5 * x.size, 2 * x.nbytes))
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        y = ctx.kernel("softmax", x, dim)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (y,) = ctx.saved_tensors
+        return ctx.kernel("softmax_backward", y, gy, ctx.dim), None
+
+
+@op
+class LogSoftmax(Op):
+    cost = staticmethod(lambda x, dim: Cost(5 * x.size, 2 * x.nbytes))
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        y = ctx.kernel("log_softmax", x, dim)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        (y,) = ctx.saved_tensors
+        return ctx.kernel("log_softmax_backward", y, gy, ctx.dim), None
+
+
+Softmax.samples = staticmethod(_softmax_samples(Softmax))
+LogSoftmax.samples = staticmethod(_softmax_samples(LogSoftmax))
