@@ -152,14 +152,16 @@ class Function:
         record = grad and cls.differentiable and is_grad_enabled()
         ctx.needs_input_grad = tuple(isinstance(a, TensorBase) and a.requires_grad for a in args) if record \
             else (False,) * len(args)
-        if cls.raw_arrays:
-            inputs = [a._data if isinstance(a, TensorBase) else a for a in args]
-            with no_grad():
-                out = cls.forward(ctx, *inputs)
-        else:
-            detached = [tensor_type(a._data, a._device) if isinstance(a, TensorBase) else a for a in args]
-            with no_grad():
-                out = cls.forward(ctx, *detached)
+        try:
+            if cls.raw_arrays:
+                out = cls.forward(ctx, *[a._data if isinstance(a, TensorBase) else a for a in args])
+            else:
+                with no_grad():
+                    out = cls.forward(ctx, *[tensor_type(a._data, a._device) if isinstance(a, TensorBase) else a
+                                             for a in args])
+        except ValueError as e:
+            shapes = " and ".join(str(tuple(a._data.shape)) for a in args if isinstance(a, TensorBase))
+            raise ValueError(f"{cls.__name__}: {e} (input shapes {shapes})") from None
         multi = isinstance(out, tuple)
         outs = out if multi else (out,)
         if record:

@@ -6,7 +6,7 @@ import pytest
 from tilegrad import ops, testing
 
 CASES = [(name, i) for name, cls in sorted(ops.OPS.items()) for i in range(len(cls.samples(np.random.default_rng(0))))]
-BACKENDS = [b for b in testing.backends()]
+BACKENDS = [pytest.param(b, marks=[pytest.mark.cuda] if b[1] == "cuda" else [], id=b[0]) for b in testing.backends()]
 
 
 def _sample(name, i, seed):
@@ -18,7 +18,7 @@ def test_every_op_has_samples():
     assert not missing, f"ops without samples: {missing}"
 
 
-@pytest.mark.parametrize("backend", BACKENDS, ids=[b[0] for b in BACKENDS])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("noncontiguous", [False, True], ids=["contig", "strided"])
 @pytest.mark.parametrize("name,i", CASES, ids=[f"{n}-{i}" for n, i in CASES])
