@@ -1,0 +1,218 @@
+// float32 GEMM, GotoBLAS/BLIS style: B is packed into NR-wide slivers of a
+// KC x NC panel shared by all threads, each thread packs an MC x KC block of A
+// into MR-tall slivers and runs the ISA's register-tiled micro-kernel over it.
+// Ragged edges are zero-padded in the packed buffers; the micro-kernel writes
+// only the valid corner of an edge tile.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include <omp.h>
+
+#include "cpu_internal.h"
+#include "tg_cpu.h"
+
+namespace tg {
+namespace cpu {
+
+namespace {
+
+constexpr int64_t kKc = 256;   // depth of a packed panel: a KC x NR B sliver is 16 KiB (L1)
+constexpr int64_t kMcTarget = 144;  // rows of A per block: MC x KC floats ~ 144 KiB (L2)
+constexpr int64_t kNc = 2048;  // columns of B per panel: KC x NC floats = 2 MiB (L3)
+constexpr int64_t kParallelMinWork = 1 << 17;  // M*N*K below this runs on one thread
+
+// A growable, 64-byte aligned scratch buffer, one per calling thread, so
+// repeated calls reuse memory instead of faulting in fresh pages. Only the
+// calling thread allocates (outside parallel regions), so std::bad_alloc
+// propagates to the caller instead of escaping an OpenMP region.
+class Scratch {
+ public:
+  ~Scratch() { std::free(data_); }
+  float* get(size_t floats) {
+    if (floats > size_) {
+      std::free(data_);
+      data_ = nullptr;
+      size_ = 0;
+      const size_t bytes = ((floats * sizeof(float) + 63) / 64) * 64;
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (data_ == nullptr) throw std::bad_alloc();
+      size_ = floats;
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+Scratch& scratch() {
+  static thread_local Scratch s;
+  return s;
+}
+
+// Generic micro-kernel: plain C++ the compiler vectorizes for the baseline ISA.
+constexpr int kGenMr = 4;
+constexpr int kGenNr = 8;
+
+void gemm_generic_4x8(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+                      int m, int n, bool accumulate) {
+  float acc[kGenMr][kGenNr] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int i = 0; i < kGenMr; ++i) {
+      const float a = ap[i];
+      for (int j = 0; j < kGenNr; ++j) acc[i][j] += a * bp[j];
+    }
+    ap += kGenMr;
+    bp += kGenNr;
+  }
+  store_tile(&acc[0][0], kGenNr, c, ldc, m, n, accumulate);
+}
+
+GemmKernel select_kernel() {
+  switch (active_isa()) {
+    case Isa::avx512: return gemm_kernel_avx512();
+    case Isa::avx2: return gemm_kernel_avx2();
+    default: return gemm_kernel_generic();
+  }
+}
+
+// Packs A[0:mc, 0:kc] (row stride lda) into MR-tall slivers, zero-padded.
+void pack_a(const float* a, int64_t lda, int64_t mc, int64_t kc, int mr, float* dst) {
+  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+    const int64_t rows = std::min<int64_t>(mr, mc - i0);
+    for (int64_t k = 0; k < kc; ++k) {
+      for (int64_t i = 0; i < rows; ++i) dst[i] = a[(i0 + i) * lda + k];
+      for (int64_t i = rows; i < mr; ++i) dst[i] = 0.0f;
+      dst += mr;
+    }
+  }
+}
+
+// Packs one NR-wide sliver B[0:kc, 0:cols] (row stride ldb), zero-padded.
+void pack_b_sliver(const float* b, int64_t ldb, int64_t kc, int64_t cols, int nr, float* dst) {
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* row = b + k * ldb;
+    std::memcpy(dst, row, static_cast<size_t>(cols) * sizeof(float));
+    for (int64_t j = cols; j < nr; ++j) dst[j] = 0.0f;
+    dst += nr;
+  }
+}
+
+int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+// Blocking of one GEMM and the scratch it needs: one shared B panel plus one
+// A block per thread.
+struct Plan {
+  int64_t mc, nc_max, kc_max;
+  int threads;
+  size_t b_floats() const { return static_cast<size_t>(kc_max * nc_max); }
+  size_t a_floats() const { return static_cast<size_t>(mc * kc_max); }
+  size_t floats() const { return b_floats() + static_cast<size_t>(threads) * a_floats(); }
+};
+
+Plan make_plan(const GemmKernel& kern, int64_t n, int64_t k, int threads) {
+  Plan p;
+  p.mc = std::max<int64_t>(kern.mr, kMcTarget / kern.mr * kern.mr);
+  p.nc_max = round_up(std::min(kNc, n), kern.nr);
+  p.kc_max = std::min(kKc, k);
+  p.threads = threads;
+  return p;
+}
+
+// One GEMM, C = A @ B (k >= 1), with plan.threads OpenMP threads (1: runs on
+// the calling thread, used when the batch loop is the parallel one).
+void gemm(const GemmKernel& kern, const Plan& plan, float* work, const float* a,
+          const float* b, float* c, int64_t m, int64_t n, int64_t k) {
+  const int mr = kern.mr;
+  const int nr = kern.nr;
+  const int64_t mc = plan.mc;
+  const int threads = plan.threads;
+  float* bpack = work;
+  const int64_t m_blocks = (m + mc - 1) / mc;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int tid = threads > 1 ? omp_get_thread_num() : 0;
+    float* apack = work + plan.b_floats() + static_cast<size_t>(tid) * plan.a_floats();
+    for (int64_t jc = 0; jc < n; jc += kNc) {
+      const int64_t nc = std::min(kNc, n - jc);
+      const int64_t slivers = (nc + nr - 1) / nr;
+      // Split the panel's columns into several tasks when there are too few
+      // row blocks to keep every thread busy (each task packs its A block).
+      const int64_t n_split = std::max<int64_t>(
+          1, std::min<int64_t>(slivers, (2 * threads + m_blocks - 1) / m_blocks));
+      const int64_t slivers_per_task = (slivers + n_split - 1) / n_split;
+      for (int64_t pc = 0; pc < k; pc += kKc) {
+        const int64_t kc = std::min(kKc, k - pc);
+#pragma omp for schedule(static)
+        for (int64_t s = 0; s < slivers; ++s) {
+          const int64_t j0 = s * nr;
+          pack_b_sliver(b + pc * n + jc + j0, n, kc, std::min<int64_t>(nr, nc - j0), nr,
+                        bpack + s * nr * kc);
+        }
+        // (implicit barrier: the panel is packed)
+#pragma omp for schedule(dynamic, 1) collapse(2)
+        for (int64_t ib = 0; ib < m_blocks; ++ib) {
+          for (int64_t t = 0; t < n_split; ++t) {
+            const int64_t s_begin = t * slivers_per_task;
+            const int64_t s_end = std::min(slivers, s_begin + slivers_per_task);
+            if (s_begin >= s_end) continue;
+            const int64_t i0 = ib * mc;
+            const int64_t rows = std::min(mc, m - i0);
+            pack_a(a + i0 * k + pc, k, rows, kc, mr, apack);
+            for (int64_t s = s_begin; s < s_end; ++s) {
+              const int64_t j0 = s * nr;
+              const int cols = static_cast<int>(std::min<int64_t>(nr, nc - j0));
+              const float* bp = bpack + s * nr * kc;
+              for (int64_t ir = 0; ir < rows; ir += mr) {
+                const int r = static_cast<int>(std::min<int64_t>(mr, rows - ir));
+                kern.fn(kc, apack + ir * kc, bp, c + (i0 + ir) * n + jc + j0, n, r, cols,
+                        pc > 0);
+              }
+            }
+          }
+        }
+        // (implicit barrier: nobody reads the panel when it is repacked)
+      }
+    }
+  }
+}
+
+}  // namespace
+
+GemmKernel gemm_kernel_generic() { return GemmKernel{kGenMr, kGenNr, gemm_generic_4x8}; }
+
+void matmul(const float* a, const float* b, float* c, int64_t batch, int64_t m, int64_t n,
+            int64_t k) {
+  if (batch <= 0 || m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    std::memset(c, 0, static_cast<size_t>(batch * m * n) * sizeof(float));
+    return;
+  }
+  const GemmKernel kern = select_kernel();
+  const int64_t work = m * n * k;
+  const int threads = omp_get_max_threads();
+  if (batch > 1 && threads > 1 && (batch >= 4 * threads || work < kParallelMinWork)) {
+    // Many small problems: one thread per matrix, each with its own scratch.
+    const Plan plan = make_plan(kern, n, k, 1);
+    const size_t per_thread = plan.floats();
+    float* scratch_all = scratch().get(per_thread * static_cast<size_t>(threads));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t i = 0; i < batch; ++i) {
+      float* mine = scratch_all + per_thread * static_cast<size_t>(omp_get_thread_num());
+      gemm(kern, plan, mine, a + i * m * k, b + i * k * n, c + i * m * n, m, n, k);
+    }
+    return;
+  }
+  const Plan plan = make_plan(kern, n, k, work >= kParallelMinWork ? threads : 1);
+  float* ws = scratch().get(plan.floats());
+  for (int64_t i = 0; i < batch; ++i) {
+    gemm(kern, plan, ws, a + i * m * k, b + i * k * n, c + i * m * n, m, n, k);
+  }
+}
+
+}  // namespace cpu
+}  // namespace tg
