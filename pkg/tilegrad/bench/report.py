@@ -1,0 +1,104 @@
+"""The bench report as text tables and as JSON."""
+import json
+
+from .overhead import GOAL
+
+
+def _time(seconds):
+    if seconds is None:
+        return "FAILED"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def _num(x, fmt="{:.3g}"):
+    return "-" if x is None else fmt.format(x)
+
+
+def _ratio(x):
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def _table(header, rows):
+    widths = [max(len(str(v)) for v in col) for col in zip(header, *rows)]
+    line = lambda vals: "  ".join(str(v).ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _kernels_label(r):
+    if r["impl"] != "tilegrad":
+        return "-"
+    if r["kernels"] == "native" and not r.get("native_kernel", True):
+        return "native*"
+    return r["kernels"]
+
+
+def kernel_table(report):
+    records = [r for r in report["cases"] if r["kind"] == "kernel"]
+    if not records:
+        return ""
+    peers = sorted({r["impl"] for r in records if r["impl"] != "tilegrad"}, key=["numpy", "torch", "cupy"].index)
+    header = ["case", "size", "device", "impl", "kernels", "time", "GFLOP/s", "GB/s"] + [f"vs {p}" for p in peers]
+    rows = []
+    for r in records:
+        rows.append([r["op"], r["size"], r["device"], r["impl"], _kernels_label(r), _time(r["time_s"]),
+                     _num(r.get("gflops")), _num(r.get("gbps"))]
+                    + [_ratio(r["ratios"].get(p)) if r["impl"] == "tilegrad" else "" for p in peers])
+    notes = ["time: median per call; vs peer: tilegrad time / peer time (below 1 = tilegrad faster)."]
+    if any(_kernels_label(r) == "native*" for r in records):
+        notes.append("native*: no native kernel for this op on this device yet; it ran the reference kernel.")
+    return _table(header, rows) + "\n" + "\n".join(notes)
+
+
+def overhead_table(report):
+    records = [r for r in report["cases"] if r["kind"] == "overhead"]
+    if not records:
+        return ""
+    by_key = {(r["op"], r["mode"], r["impl"]): r for r in records}
+    header = ["op", "mode", "tilegrad us", "torch us", "tilegrad/torch", "numpy us"]
+    rows = []
+    for r in records:
+        if r["impl"] != "tilegrad":
+            continue
+        torch = by_key.get((r["op"], r["mode"], "torch"))
+        numpy = by_key.get((r["op"], None, "numpy"))
+        us = lambda rec: None if rec is None else (rec["time_s"] * 1e6 if rec["time_s"] else "FAILED")  # noqa: E731
+        fmt = lambda v: "-" if v is None else (v if isinstance(v, str) else f"{v:.2f}")  # noqa: E731
+        rows.append([r["op"], r["mode"], fmt(us(r)), fmt(us(torch)), _ratio(r["ratios"].get("torch")), fmt(us(numpy))])
+    shape = records[0]["size"]
+    return (_table(header, rows) + f"\nus per op on {shape} float32 tensors (inputs require grad); "
+            f"mode grad records autograd, no_grad does not; goal tilegrad/torch <= {GOAL}x.")
+
+
+def failures(report):
+    return [f"FAILED {r['op']} {r['size']} {r['device']} {r['impl']}"
+            + (f"/{r['kernels']}" if r["kernels"] else "") + (f" {r['mode']}" if r["mode"] else "")
+            + f": {r['error']}" for r in report["cases"] if r["status"] != "ok"]
+
+
+def machine_line(report):
+    m = report["machine"]
+    native = "built (" + m["native_cpu"].get("isa", "?") + ")" if m["native_cpu"].get("built") else "not built"
+    gpu = m["cuda"]["name"] if m["cuda"] else "none"
+    load = f" (load {m['loadavg'][0]:.2f})" if m.get("loadavg") else ""
+    return (f"machine: {m['cpu']}, {m['usable_cores']} cores{load}; numpy {m['numpy']}; torch {m['torch'] or 'absent'}; "
+            f"tilegrad._cpu {native}; GPU {gpu}")
+
+
+def text(report):
+    parts = [machine_line(report)]
+    for title, body in (("Kernels", kernel_table(report)), ("Per-op overhead", overhead_table(report))):
+        if body:
+            parts += ["", f"## {title}", body]
+    fails = failures(report)
+    if fails:
+        parts += [""] + fails
+    return "\n".join(parts)
+
+
+def write_json(report, path):
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1)
+        f.write("\n")

@@ -1,0 +1,105 @@
+"""Run the bench: every kernel case on every implementation of every device, checked against
+the float64 NumPy answer before it is timed, plus the per-op overhead case. Returns the report
+(a dict; its schema is described in ``tilegrad.bench``)."""
+import numpy as np
+
+import tilegrad
+from tilegrad import ops
+from tilegrad.backends import native_kernel_names
+
+from . import overhead
+from .cases import SIZES, SPECS, check
+from .machine import machine_info
+from .peers import implementations
+from .timing import measure
+
+SCHEMA = 1
+ALL_CASES = tuple(SPECS) + ("overhead",)
+
+
+def available_devices():
+    return ["cpu"] + (["cuda"] if tilegrad.cuda.is_available() else [])
+
+
+def _kernel_thunk(spec, size, impl, arrays, expected, cost, repeats, min_time):
+    def run():
+        record = {"kind": "kernel", "op": spec.name, "size": spec.label(size), "device": impl.device,
+                  "impl": impl.name, "kernels": impl.kernels, "mode": None,
+                  "shapes": [list(a.shape) for a in arrays], "flops": float(cost.flops), "bytes": float(cost.bytes)}
+        if impl.kernels == "native":
+            record["native_kernel"] = spec.kernel in native_kernel_names(impl.device)
+        try:
+            with impl.context():
+                call, to_host = impl.prepare(spec, arrays)
+                out = call()
+                impl.sync()
+                error = check(to_host(out), expected, spec.tol(size))
+                if error is None:
+                    timing = measure(call, repeats=repeats, sync=impl.sync, min_time=min_time)
+        except Exception as exc:  # a crash is a failed case, reported like a wrong result
+            error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            record.update(status="FAILED", error=error, time_s=None, gflops=None, gbps=None)
+        else:
+            t = timing.median
+            record.update(status="ok", error=None, time_s=t, number=timing.number,
+                          gflops=cost.flops / t / 1e9, gbps=cost.bytes / t / 1e9)
+        return record
+    return run
+
+
+def _kernel_plan(names, size_set, devices, repeats, min_time, seed):
+    rng = np.random.default_rng(seed)
+    steps = []
+    impls = {d: implementations(d) for d in devices}
+    for name in names:
+        spec = SPECS[name]
+        for size in SIZES[size_set][name]:
+            arrays = spec.inputs(rng, size)
+            expected = spec.array(np, *(a.astype(np.float64) for a in arrays))
+            cost = ops.OPS[spec.table].cost(*arrays, *spec.params(size))
+            for device in devices:
+                for impl in impls[device]:
+                    what = f"{impl.name}/{impl.kernels}" if impl.kernels else impl.name
+                    steps.append((f"{name} {spec.label(size)} {device} {what}",
+                                  _kernel_thunk(spec, size, impl, arrays, expected, cost, repeats, min_time)))
+    return steps
+
+
+def _add_kernel_ratios(records):
+    """``ratios[peer] = tilegrad time / peer time`` for the same op, size and device."""
+    peers = {}
+    for r in records:
+        if r["kind"] == "kernel" and r["impl"] != "tilegrad" and r["time_s"]:
+            peers.setdefault((r["op"], r["size"], r["device"]), {})[r["impl"]] = r["time_s"]
+    for r in records:
+        if r["kind"] == "kernel" and r["impl"] == "tilegrad":
+            found = peers.get((r["op"], r["size"], r["device"]), {})
+            r["ratios"] = {p: r["time_s"] / t for p, t in found.items()} if r["time_s"] else {}
+
+
+def run(cases=ALL_CASES, sizes="quick", devices=None, repeats=10, min_time=2e-3, seed=0, progress=None):
+    """Run the bench and return the report. ``progress(i, n, label)`` is called before each step."""
+    devices = list(devices or available_devices())
+    names = [c for c in cases if c in SPECS]
+    steps = _kernel_plan(names, sizes, devices, repeats, min_time, seed)
+    if "overhead" in cases:
+        steps += overhead.plan(repeats, min_time=max(min_time, 5e-3))
+    records = []
+    for i, (label, thunk) in enumerate(steps):
+        if progress:
+            progress(i, len(steps), label)
+        records.append(thunk())
+    _add_kernel_ratios(records)
+    overhead.add_ratios(records)
+    for r in records:
+        r.setdefault("ratios", {})
+    return {
+        "schema": SCHEMA,
+        "tilegrad": tilegrad.__version__,
+        "machine": machine_info(),
+        "settings": {"cases": list(cases), "sizes": sizes, "devices": devices, "repeats": repeats,
+                     "min_time_s": min_time, "seed": seed},
+        "failed": sum(r["status"] != "ok" for r in records),
+        "cases": records,
+    }

@@ -1,0 +1,1 @@
+"""The ``tilegrad`` command line (``tilegrad.cli.main:main``)."""
