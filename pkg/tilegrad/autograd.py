@@ -10,19 +10,25 @@ import threading
 
 import numpy as np
 
+from .backends import kernel_table
 from .backends.reference import xp_of
 from .device import device_of
 
 # ---- grad mode ----------------------------------------------------------------------------
-_local = threading.local()  # grad mode is per thread, as in PyTorch
+class _State(threading.local):
+    """Grad mode is per thread, as in PyTorch; a new thread starts with it on."""
+    grad_enabled = True
+
+
+_state = _State()
 
 
 def is_grad_enabled():
-    return getattr(_local, "grad_enabled", True)
+    return _state.grad_enabled
 
 
 def set_grad_enabled(mode):
-    _local.grad_enabled = bool(mode)
+    _state.grad_enabled = bool(mode)
 
 
 class _GradMode:
@@ -97,13 +103,15 @@ class Function:
     raw_arrays = False  # True for ops: forward/backward take and return xp arrays
     differentiable = True
 
-    def __init__(self):
-        self._saved = ()
-        self.needs_input_grad = ()
-        self._edges = ()
-        self._n_outputs = 1
-        self._retained = None
-        self._kernels = None
+    # Defaults live on the class so creating a node sets only what differs (apply is the hot path).
+    _saved = ()
+    needs_input_grad = ()
+    _edges = ()
+    _n_outputs = 1
+    _retained = None
+    _kernels = None
+    same_device = True             # False for ops whose output lives elsewhere (ToDevice)
+    non_differentiable_outputs = ()
 
     # What forward and backward use.
     def save_for_backward(self, *values):
@@ -131,59 +139,68 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        """Run forward on the arguments and, in grad mode, record the graph node."""
-        from .backends import kernel_table
+        """Run forward on the arguments and, in grad mode, record the graph node.
+        This is the hot path of every op: one pass over the arguments, no helper calls."""
         first = None
         grad = False
+        arrays = []
         for a in args:
             if isinstance(a, TensorBase):
                 if first is None:
                     first = a
-                elif a._device != first._device:
+                elif a._device is not first._device and a._device != first._device:
                     raise RuntimeError(f"{cls.__name__}: expected all tensors on the same device, "
                                        f"found {first._device} and {a._device}")
-                grad = grad or a.requires_grad
+                if a.requires_grad:
+                    grad = True
+                arrays.append(a._data)
+            else:
+                arrays.append(a)
         if first is None:
             raise TypeError(f"{cls.__name__}.apply needs at least one Tensor argument")
         tensor_type = type(first)
-        ctx = cls()
-        ctx._kernels = kernel_table(first._device)
-        ctx._tensor_type = tensor_type
-        record = grad and cls.differentiable and is_grad_enabled()
-        ctx.needs_input_grad = tuple(isinstance(a, TensorBase) and a.requires_grad for a in args) if record \
-            else (False,) * len(args)
+        device = first._device
+        ctx = object.__new__(cls)
+        ctx._kernels = kernel_table(device)
+        record = grad and cls.differentiable and _state.grad_enabled
+        if record:
+            needs, edges = [], []
+            for a in args:
+                if isinstance(a, TensorBase) and a.requires_grad:
+                    needs.append(True)
+                    edges.append((a._node, a._out_idx, a if a._node is None else None, a._data.shape, a._data.dtype))
+                else:
+                    needs.append(False)
+                    edges.append(None)
+            ctx.needs_input_grad = tuple(needs)
+            ctx._edges = tuple(edges)
+        else:
+            ctx.needs_input_grad = (False,) * len(args)
         try:
             if cls.raw_arrays:
-                out = cls.forward(ctx, *[a._data if isinstance(a, TensorBase) else a for a in args])
+                out = cls.forward(ctx, *arrays)
             else:
+                ctx._tensor_type = tensor_type
                 with no_grad():
                     out = cls.forward(ctx, *[tensor_type(a._data, a._device) if isinstance(a, TensorBase) else a
                                              for a in args])
         except ValueError as e:
             shapes = " and ".join(str(tuple(a._data.shape)) for a in args if isinstance(a, TensorBase))
             raise ValueError(f"{cls.__name__}: {e} (input shapes {shapes})") from None
-        multi = isinstance(out, tuple)
-        outs = out if multi else (out,)
-        if record:
-            ctx._edges = tuple(_edge(a) if need else None for a, need in zip(args, ctx.needs_input_grad))
-            ctx._n_outputs = len(outs)
-            if multi:
-                ctx._out_meta = tuple((o.shape, o.dtype) for o in outs)
-        results = []
-        for i, o in enumerate(outs):
-            if isinstance(o, TensorBase):
-                o = o._data
-            o = _as_array(o)
-            t = tensor_type(o, device_of(o) if not cls.same_device else first._device)
-            if record and o.dtype.kind in "fc" and i not in cls.non_differentiable_outputs:
+        if type(out) is not tuple:  # the single-output case, inlined: it is most ops
+            if isinstance(out, np.generic):
+                out = np.asarray(out)
+            elif isinstance(out, TensorBase):
+                out = out._data
+            t = tensor_type(out, device if cls.same_device else device_of(out))
+            if record and out.dtype.kind in "fc":
                 t.requires_grad = True
                 t._node = ctx
-                t._out_idx = i
-            results.append(t)
-        return tuple(results) if multi else results[0]
-
-    same_device = True
-    non_differentiable_outputs = ()
+            return t
+        ctx._n_outputs = len(out)
+        if record:
+            ctx._out_meta = tuple([(_data_of(o).shape, _data_of(o).dtype) for o in out])
+        return tuple([_wrap(o, ctx, i, record, tensor_type, device) for i, o in enumerate(out)])
 
     # The engine's view of a node.
     def _run_backward(self, grads):
@@ -210,13 +227,27 @@ class Function:
             self._saved = None
 
 
+def _data_of(o):
+    return o._data if isinstance(o, TensorBase) else o
+
+
+def _wrap(o, ctx, i, record, tensor_type, device):
+    """An op's output array as a tensor, linked to its node when it is differentiable.
+    (An edge of a node is (producer node, output index, leaf tensor or None, shape, dtype).)"""
+    if isinstance(o, TensorBase):
+        o = o._data
+    elif isinstance(o, np.generic):
+        o = np.asarray(o)
+    t = tensor_type(o, device if ctx.same_device else device_of(o))
+    if record and o.dtype.kind in "fc" and i not in ctx.non_differentiable_outputs:
+        t.requires_grad = True
+        t._node = ctx
+        t._out_idx = i
+    return t
+
+
 def _is_array(v):
     return isinstance(v, np.ndarray) or hasattr(v, "__cuda_array_interface__") or isinstance(v, TensorBase)
-
-
-def _edge(t):
-    """Where the gradient of input ``t`` goes: its producer's node, or the leaf itself."""
-    return (t._node, t._out_idx, t if t._node is None else None, t._data.shape, t._data.dtype)
 
 
 def _unbroadcast(g, shape):

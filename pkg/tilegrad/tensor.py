@@ -33,6 +33,17 @@ def _norm_dim(d, ndim, name="dim"):
     return d % n
 
 
+def _binary_method(cls, reverse=False):
+    """``Tensor.__add__`` and its kin: same-dtype tensors go straight to the op (the hot path);
+    everything else goes through ``_binary``'s promotion rules."""
+    def method(self, other):
+        if type(other) is Tensor and other._data.dtype == self._data.dtype:
+            return cls.apply(other, self) if reverse else cls.apply(self, other)
+        return self._binary(cls, other, reverse)
+    method.__name__ = f"__{'r' if reverse else ''}{cls.__name__.lower()}__"
+    return method
+
+
 class Tensor(TensorBase):
     """An n-dimensional array with PyTorch's names and semantics."""
 
@@ -218,12 +229,13 @@ class Tensor(TensorBase):
             b = b.to(dtypes.DEFAULT_FLOAT) if isinstance(b, Tensor) else dtypes.DEFAULT_FLOAT.np.type(b)
         return E.Div.apply(b, a) if reverse else E.Div.apply(a, b)
 
-    def __add__(self, o): return self._binary(E.Add, o)  # noqa: E704
-    def __radd__(self, o): return self._binary(E.Add, o, True)  # noqa: E704
-    def __sub__(self, o): return self._binary(E.Sub, o)  # noqa: E704
-    def __rsub__(self, o): return self._binary(E.Sub, o, True)  # noqa: E704
-    def __mul__(self, o): return self._binary(E.Mul, o)  # noqa: E704
-    def __rmul__(self, o): return self._binary(E.Mul, o, True)  # noqa: E704
+    __add__, __radd__ = _binary_method(E.Add), _binary_method(E.Add, reverse=True)
+    __sub__, __rsub__ = _binary_method(E.Sub), _binary_method(E.Sub, reverse=True)
+    __mul__, __rmul__ = _binary_method(E.Mul), _binary_method(E.Mul, reverse=True)
+    __eq__, __ne__ = _binary_method(E.Eq), _binary_method(E.Ne)
+    __lt__, __le__ = _binary_method(E.Lt), _binary_method(E.Le)
+    __gt__, __ge__ = _binary_method(E.Gt), _binary_method(E.Ge)
+
     def __truediv__(self, o): return self._true_div(o)  # noqa: E704
     def __rtruediv__(self, o): return self._true_div(o, True)  # noqa: E704
     def __neg__(self): return E.Neg.apply(self)  # noqa: E704
@@ -231,12 +243,6 @@ class Tensor(TensorBase):
     def __abs__(self): return E.Abs.apply(self)  # noqa: E704
     def __matmul__(self, o): return self.matmul(o)  # noqa: E704
     def __rmatmul__(self, o): return self._operands(o, "MatMul")[1].matmul(self)  # noqa: E704
-    def __eq__(self, o): return self._binary(E.Eq, o)  # noqa: E704
-    def __ne__(self, o): return self._binary(E.Ne, o)  # noqa: E704
-    def __lt__(self, o): return self._binary(E.Lt, o)  # noqa: E704
-    def __le__(self, o): return self._binary(E.Le, o)  # noqa: E704
-    def __gt__(self, o): return self._binary(E.Gt, o)  # noqa: E704
-    def __ge__(self, o): return self._binary(E.Ge, o)  # noqa: E704
 
     def __pow__(self, exponent):
         if isinstance(exponent, numbers.Number) and not isinstance(exponent, bool):

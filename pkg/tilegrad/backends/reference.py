@@ -35,10 +35,11 @@ def _axes(dims, ndim):
 
 
 # ---- elementwise --------------------------------------------------------------------------
-def add(a, b): return _xp2(a, b).add(a, b)
-def sub(a, b): return _xp2(a, b).subtract(a, b)
-def mul(a, b): return _xp2(a, b).multiply(a, b)
-def div(a, b): return _xp2(a, b).true_divide(a, b)
+# Arithmetic uses the operators, which NumPy and CuPy arrays (and their scalars) share.
+def add(a, b): return a + b
+def sub(a, b): return a - b
+def mul(a, b): return a * b
+def div(a, b): return a / b
 def pow(a, b): return _xp2(a, b).power(a, b)  # noqa: A001 - the kernel's name
 def maximum(a, b): return _xp2(a, b).maximum(a, b)
 def minimum(a, b): return _xp2(a, b).minimum(a, b)
