@@ -14,7 +14,7 @@ from tilegrad import testing
 
 from .cases import check
 from .peers import optional_torch
-from .timing import measure
+from .timing import measure_together
 
 SHAPE = (4, 4)
 GOAL = 1.5
@@ -28,68 +28,68 @@ OPS = {
 MODES = ("grad", "no_grad")
 
 
-def _grad_mode(impl, mode, torch):
-    if mode == "grad":
-        return contextlib.nullcontext()
-    if impl == "torch":
-        return torch.no_grad()
-    return tilegrad.no_grad()
+def _recorded(out):
+    return bool(out.requires_grad and out.grad_fn is not None)
 
 
-def _recording_error(out, mode, recorded):
-    """None when ``out`` was (or was not) recorded as the mode says."""
-    if recorded(out) != (mode == "grad"):
-        return f"autograd recording is {recorded(out)} in mode {mode}"
-    return None
+def _variants(name, a, b, torch):
+    """(impl, mode, call, to_host, context factory) for every way the op ``name`` is timed."""
+    call, np_call = OPS[name]
+    tg_in = [tilegrad.tensor(x, requires_grad=True) for x in (a, b)]
+    found = [("tilegrad", "grad", lambda: call(*tg_in), testing.to_numpy, None),
+             ("tilegrad", "no_grad", lambda: call(*tg_in), testing.to_numpy, tilegrad.no_grad)]
+    if torch is not None:
+        t_in = [torch.from_numpy(x.copy()).requires_grad_(True) for x in (a, b)]
+        to_host = lambda o: o.detach().numpy()  # noqa: E731
+        found += [("torch", "grad", lambda: call(*t_in), to_host, None),
+                  ("torch", "no_grad", lambda: call(*t_in), to_host, torch.no_grad)]
+    found.append(("numpy", None, lambda: np_call(a, b), np.asarray, None))
+    return found
+
+
+def _check(call, to_host, context, mode, expected):
+    """None when the op computes the right values and records autograd as its mode says."""
+    try:
+        with (context or contextlib.nullcontext)():
+            out = call()
+            error = check(to_host(out), expected, (1e-5, 1e-6))
+            if error is None and mode is not None and _recorded(out) != (mode == "grad"):
+                error = f"autograd recording is {_recorded(out)} in mode {mode}"
+    except Exception as exc:  # a crash is a failed case, reported like a wrong result
+        error = f"{type(exc).__name__}: {exc}"
+    return error
+
+
+def _step(name, a, b, torch, repeats, min_time):
+    """Check, then time with interleaved samples, every variant of one op."""
+    def run():
+        expected = OPS[name][1](a.astype(np.float64), b.astype(np.float64))
+        records, timed = [], []
+        for impl, mode, call, to_host, context in _variants(name, a, b, torch):
+            record = {"kind": "overhead", "op": name, "size": "x".join(map(str, SHAPE)), "device": "cpu",
+                      "impl": impl, "kernels": "native" if impl == "tilegrad" else None, "mode": mode}
+            error = _check(call, to_host, context, mode, expected)
+            if error is None:
+                record.update(status="ok", error=None)
+                timed.append((record, (call, None, context)))
+            else:
+                record.update(status="FAILED", error=error, time_s=None)
+            records.append(record)
+        timings = measure_together([c for _, c in timed], repeats=repeats, min_time=min_time) if timed else []
+        for (record, _), timing in zip(timed, timings):
+            record.update(time_s=timing.median, number=timing.number)
+        return records
+    return run
 
 
 def plan(repeats, min_time=5e-3):
-    """(label, thunk) pairs; each thunk returns one case record (see ``tilegrad.bench``)."""
+    """(label, thunk) pairs, one per op; each thunk returns the op's case records (see
+    ``tilegrad.bench``)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal(SHAPE, dtype=np.float32)
     b = rng.standard_normal(SHAPE, dtype=np.float32)
     torch = optional_torch()
-    steps = []
-    for name, (call, np_call) in OPS.items():
-        expected = np_call(a.astype(np.float64), b.astype(np.float64))
-        for mode in MODES:
-            tg_in = [tilegrad.tensor(x, requires_grad=True) for x in (a, b)]
-            steps.append((f"overhead {name} {mode} tilegrad",
-                          _thunk(name, mode, "tilegrad", lambda t=tg_in, c=call: c(*t), testing.to_numpy,
-                                 lambda o: o.requires_grad and o.grad_fn is not None, expected, repeats, min_time,
-                                 _grad_mode("tilegrad", mode, torch))))
-            if torch is not None:
-                t_in = [torch.from_numpy(x.copy()).requires_grad_(True) for x in (a, b)]
-                steps.append((f"overhead {name} {mode} torch",
-                              _thunk(name, mode, "torch", lambda t=t_in, c=call: c(*t), lambda o: o.detach().numpy(),
-                                     lambda o: o.requires_grad and o.grad_fn is not None, expected, repeats,
-                                     min_time, _grad_mode("torch", mode, torch))))
-        steps.append((f"overhead {name} numpy",
-                       _thunk(name, None, "numpy", lambda c=np_call: c(a, b), np.asarray, None, expected, repeats,
-                              min_time, contextlib.nullcontext())))
-    return steps
-
-
-def _thunk(name, mode, impl, call, to_host, recorded, expected, repeats, min_time, context):
-    def run():
-        record = {"kind": "overhead", "op": name, "size": "x".join(map(str, SHAPE)), "device": "cpu",
-                  "impl": impl, "kernels": "native" if impl == "tilegrad" else None, "mode": mode}
-        try:
-            with context:
-                out = call()
-                error = check(to_host(out), expected, (1e-5, 1e-6))
-                if error is None and recorded is not None:
-                    error = _recording_error(out, mode, recorded)
-                if error is None:
-                    timing = measure(call, repeats=repeats, min_time=min_time)
-        except Exception as exc:  # a crash is a failed case, reported like a wrong result
-            error = f"{type(exc).__name__}: {exc}"
-        if error is not None:
-            record.update(status="FAILED", error=error, time_s=None)
-        else:
-            record.update(status="ok", error=None, time_s=timing.median, number=timing.number)
-        return record
-    return run
+    return [(f"overhead {name}", _step(name, a, b, torch, repeats, min_time)) for name in OPS]
 
 
 def add_ratios(records):

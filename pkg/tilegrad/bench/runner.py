@@ -11,7 +11,7 @@ from . import overhead
 from .cases import SIZES, SPECS, check
 from .machine import machine_info
 from .peers import implementations
-from .timing import measure
+from .timing import measure_together
 
 SCHEMA = 1
 ALL_CASES = tuple(SPECS) + ("overhead",)
@@ -21,30 +21,43 @@ def available_devices():
     return ["cpu"] + (["cuda"] if tilegrad.cuda.is_available() else [])
 
 
-def _kernel_thunk(spec, size, impl, arrays, expected, cost, repeats, min_time):
+def _check_impl(spec, size, impl, arrays, expected):
+    """(call, None) when ``impl`` computes the case correctly, else (None, what went wrong)."""
+    try:
+        with impl.context():
+            call, to_host = impl.prepare(spec, arrays)
+            out = call()
+            impl.sync()
+            error = check(to_host(out), expected, spec.tol(size))
+    except Exception as exc:  # a crash is a failed case, reported like a wrong result
+        return None, f"{type(exc).__name__}: {exc}"
+    return (call, None) if error is None else (None, error)
+
+
+def _kernel_step(spec, size, impls, arrays, expected, cost, repeats, min_time):
+    """One case on one device: check every implementation, then time those that passed with
+    their samples interleaved. Returns one record per implementation."""
     def run():
-        record = {"kind": "kernel", "op": spec.name, "size": spec.label(size), "device": impl.device,
-                  "impl": impl.name, "kernels": impl.kernels, "mode": None,
-                  "shapes": [list(a.shape) for a in arrays], "flops": float(cost.flops), "bytes": float(cost.bytes)}
-        if impl.kernels == "native":
-            record["native_kernel"] = spec.kernel in native_kernel_names(impl.device)
-        try:
-            with impl.context():
-                call, to_host = impl.prepare(spec, arrays)
-                out = call()
-                impl.sync()
-                error = check(to_host(out), expected, spec.tol(size))
-                if error is None:
-                    timing = measure(call, repeats=repeats, sync=impl.sync, min_time=min_time)
-        except Exception as exc:  # a crash is a failed case, reported like a wrong result
-            error = f"{type(exc).__name__}: {exc}"
-        if error is not None:
-            record.update(status="FAILED", error=error, time_s=None, gflops=None, gbps=None)
-        else:
+        records, timed = [], []
+        for impl in impls:
+            record = {"kind": "kernel", "op": spec.name, "size": spec.label(size), "device": impl.device,
+                      "impl": impl.name, "kernels": impl.kernels, "mode": None,
+                      "shapes": [list(a.shape) for a in arrays], "flops": float(cost.flops),
+                      "bytes": float(cost.bytes)}
+            if impl.kernels == "native":
+                record["native_kernel"] = spec.kernel in native_kernel_names(impl.device)
+            call, error = _check_impl(spec, size, impl, arrays, expected)
+            if error is None:
+                timed.append((record, (call, impl.sync, impl.context)))
+                record.update(status="ok", error=None)
+            else:
+                record.update(status="FAILED", error=error, time_s=None, gflops=None, gbps=None)
+            records.append(record)
+        timings = measure_together([c for _, c in timed], repeats=repeats, min_time=min_time) if timed else []
+        for (record, _), timing in zip(timed, timings):
             t = timing.median
-            record.update(status="ok", error=None, time_s=t, number=timing.number,
-                          gflops=cost.flops / t / 1e9, gbps=cost.bytes / t / 1e9)
-        return record
+            record.update(time_s=t, number=timing.number, gflops=cost.flops / t / 1e9, gbps=cost.bytes / t / 1e9)
+        return records
     return run
 
 
@@ -59,10 +72,8 @@ def _kernel_plan(names, size_set, devices, repeats, min_time, seed):
             expected = spec.array(np, *(a.astype(np.float64) for a in arrays))
             cost = ops.OPS[spec.table].cost(*arrays, *spec.params(size))
             for device in devices:
-                for impl in impls[device]:
-                    what = f"{impl.name}/{impl.kernels}" if impl.kernels else impl.name
-                    steps.append((f"{name} {spec.label(size)} {device} {what}",
-                                  _kernel_thunk(spec, size, impl, arrays, expected, cost, repeats, min_time)))
+                steps.append((f"{name} {spec.label(size)} {device}",
+                              _kernel_step(spec, size, impls[device], arrays, expected, cost, repeats, min_time)))
     return steps
 
 
@@ -89,7 +100,7 @@ def run(cases=ALL_CASES, sizes="quick", devices=None, repeats=10, min_time=2e-3,
     for i, (label, thunk) in enumerate(steps):
         if progress:
             progress(i, len(steps), label)
-        records.append(thunk())
+        records.extend(thunk())
     _add_kernel_ratios(records)
     overhead.add_ratios(records)
     for r in records:
