@@ -42,9 +42,10 @@ def test_json_has_documented_keys_and_types(tiny_run):
     kinds = {c["kind"] for c in report["cases"]}
     assert kinds == {"kernel", "overhead"}
     for c in report["cases"]:
-        assert {"kind", "op", "size", "device", "impl", "kernels", "mode", "status", "error", "time_s", "ratios"} <= set(c)
+        assert {"kind", "op", "size", "device", "impl", "kernels", "mode", "status", "error", "time_s", "best_s",
+                "number", "ratios"} <= set(c)
         assert c["status"] == "ok" and c["error"] is None
-        assert isinstance(c["time_s"], float) and c["time_s"] > 0
+        assert isinstance(c["time_s"], float) and 0 < c["best_s"] <= c["time_s"]
         assert isinstance(c["ratios"], dict)
         if c["kind"] == "kernel":
             assert isinstance(c["flops"], float) and isinstance(c["bytes"], float)

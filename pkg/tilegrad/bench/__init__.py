@@ -13,9 +13,10 @@ The report (``run()``'s return value, written by ``tilegrad bench --json FILE``)
                   "loadavg": [float, float, float] | null, "platform": str, "python": str,
                   "numpy": str, "torch": str | null, "torch_threads": int | null,
                   "native_cpu": {"built": bool, ...tilegrad.backends.cpu.info()},
+                  "env": {name: value},   # thread settings that were set: OMP_NUM_THREADS, ...
                   "cuda": null | {"name": str, "count": int, "cupy": str, "native": {...}}},
       "settings": {"cases": [str], "sizes": "tiny"|"quick"|"full", "devices": [str],
-                   "repeats": int, "min_time_s": float, "seed": int},
+                   "repeats": int, "min_time_s": float, "seed": int, "interleave": bool},
       "failed": int,                    # number of cases whose status is not "ok"
       "cases": [{
         "kind": "kernel" | "overhead",
@@ -28,12 +29,13 @@ The report (``run()``'s return value, written by ``tilegrad bench --json FILE``)
         "status": "ok" | "FAILED",
         "error": str | null,
         "time_s": float | null,         # median seconds per call; null when FAILED
+        "best_s": float,                # fastest sample, seconds per call (ok cases)
+        "number": int,                  # calls per timed sample (ok cases)
         "ratios": {peer: float},        # tilegrad rows only: tilegrad time / peer time
         # kernel cases also have:
         "shapes": [[int]], "flops": float, "bytes": float,
         "gflops": float | null, "gbps": float | null,
         "native_kernel": bool,          # tilegrad/native rows: the backend has its own kernel
-        "number": int,                  # calls per timed sample (ok cases)
       }]
     }
 """

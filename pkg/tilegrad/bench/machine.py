@@ -37,6 +37,9 @@ def _cuda_info():
             "cupy": cp.__version__, "native": cuda_backend.info()}
 
 
+THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TILEGRAD_KERNELS")
+
+
 def machine_info():
     torch = optional_torch()
     return {
@@ -50,5 +53,6 @@ def machine_info():
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "native_cpu": cpu_backend.info(),
+        "env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ},
         "cuda": _cuda_info(),
     }

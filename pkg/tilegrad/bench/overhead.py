@@ -77,7 +77,7 @@ def _step(name, a, b, torch, repeats, min_time):
             records.append(record)
         timings = measure_together([c for _, c in timed], repeats=repeats, min_time=min_time) if timed else []
         for (record, _), timing in zip(timed, timings):
-            record.update(time_s=timing.median, number=timing.number)
+            record.update(time_s=timing.median, best_s=timing.best, number=timing.number)
         return records
     return run
 

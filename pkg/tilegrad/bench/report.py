@@ -80,11 +80,13 @@ def failures(report):
 
 def machine_line(report):
     m = report["machine"]
-    native = "built (" + m["native_cpu"].get("isa", "?") + ")" if m["native_cpu"].get("built") else "not built"
+    nat = m["native_cpu"]
+    native = f"built ({nat.get('isa', '?')}, {nat.get('threads', '?')} threads)" if nat.get("built") else "not built"
+    env = "; " + " ".join(f"{k}={v}" for k, v in m.get("env", {}).items()) if m.get("env") else ""
     gpu = m["cuda"]["name"] if m["cuda"] else "none"
     load = f" (load {m['loadavg'][0]:.2f})" if m.get("loadavg") else ""
-    return (f"machine: {m['cpu']}, {m['usable_cores']} cores{load}; numpy {m['numpy']}; torch {m['torch'] or 'absent'}; "
-            f"tilegrad._cpu {native}; GPU {gpu}")
+    return (f"machine: {m['cpu']}, {m['usable_cores']} cores{load}; numpy {m['numpy']}; "
+            f"torch {m['torch'] or 'absent'} ({m['torch_threads']} threads); tilegrad._cpu {native}; GPU {gpu}{env}")
 
 
 def text(report):

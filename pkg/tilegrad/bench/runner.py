@@ -34,7 +34,7 @@ def _check_impl(spec, size, impl, arrays, expected):
     return (call, None) if error is None else (None, error)
 
 
-def _kernel_step(spec, size, impls, arrays, expected, cost, repeats, min_time):
+def _kernel_step(spec, size, impls, arrays, expected, cost, repeats, min_time, interleave):
     """One case on one device: check every implementation, then time those that passed with
     their samples interleaved. Returns one record per implementation."""
     def run():
@@ -53,15 +53,17 @@ def _kernel_step(spec, size, impls, arrays, expected, cost, repeats, min_time):
             else:
                 record.update(status="FAILED", error=error, time_s=None, gflops=None, gbps=None)
             records.append(record)
-        timings = measure_together([c for _, c in timed], repeats=repeats, min_time=min_time) if timed else []
+        timings = measure_together([c for _, c in timed], repeats=repeats, min_time=min_time,
+                                   interleave=interleave) if timed else []
         for (record, _), timing in zip(timed, timings):
             t = timing.median
-            record.update(time_s=t, number=timing.number, gflops=cost.flops / t / 1e9, gbps=cost.bytes / t / 1e9)
+            record.update(time_s=t, best_s=timing.best, number=timing.number,
+                          gflops=cost.flops / t / 1e9, gbps=cost.bytes / t / 1e9)
         return records
     return run
 
 
-def _kernel_plan(names, size_set, devices, repeats, min_time, seed):
+def _kernel_plan(names, size_set, devices, repeats, min_time, seed, interleave):
     rng = np.random.default_rng(seed)
     steps = []
     impls = {d: implementations(d) for d in devices}
@@ -73,7 +75,8 @@ def _kernel_plan(names, size_set, devices, repeats, min_time, seed):
             cost = ops.OPS[spec.table].cost(*arrays, *spec.params(size))
             for device in devices:
                 steps.append((f"{name} {spec.label(size)} {device}",
-                              _kernel_step(spec, size, impls[device], arrays, expected, cost, repeats, min_time)))
+                              _kernel_step(spec, size, impls[device], arrays, expected, cost, repeats, min_time,
+                                               interleave)))
     return steps
 
 
@@ -89,11 +92,14 @@ def _add_kernel_ratios(records):
             r["ratios"] = {p: r["time_s"] / t for p, t in found.items()} if r["time_s"] else {}
 
 
-def run(cases=ALL_CASES, sizes="quick", devices=None, repeats=10, min_time=2e-3, seed=0, progress=None):
-    """Run the bench and return the report. ``progress(i, n, label)`` is called before each step."""
+def run(cases=ALL_CASES, sizes="quick", devices=None, repeats=10, min_time=2e-3, seed=0, progress=None,
+        interleave=False):
+    """Run the bench and return the report. ``progress(i, n, label)`` is called before each step.
+    ``interleave`` alternates the samples of a kernel case's implementations (see
+    ``timing.measure_together``); the overhead case, single-threaded, always interleaves."""
     devices = list(devices or available_devices())
     names = [c for c in cases if c in SPECS]
-    steps = _kernel_plan(names, sizes, devices, repeats, min_time, seed)
+    steps = _kernel_plan(names, sizes, devices, repeats, min_time, seed, interleave)
     if "overhead" in cases:
         steps += overhead.plan(repeats, min_time=max(min_time, 5e-3))
     records = []
@@ -110,7 +116,7 @@ def run(cases=ALL_CASES, sizes="quick", devices=None, repeats=10, min_time=2e-3,
         "tilegrad": tilegrad.__version__,
         "machine": machine_info(),
         "settings": {"cases": list(cases), "sizes": sizes, "devices": devices, "repeats": repeats,
-                     "min_time_s": min_time, "seed": seed},
+                     "min_time_s": min_time, "seed": seed, "interleave": interleave},
         "failed": sum(r["status"] != "ok" for r in records),
         "cases": records,
     }

@@ -44,17 +44,25 @@ def _calibrate(fn, sync, context, warmup, min_time, max_number):
     return number
 
 
-def measure_together(calls, repeats=10, warmup=2, min_time=2e-3, max_number=1 << 20):
+def measure_together(calls, repeats=10, warmup=2, min_time=2e-3, max_number=1 << 20, interleave=True):
     """Seconds per call of each ``(fn, sync, context)`` in ``calls``: ``sync`` (or None) waits
     for device work, ``context`` (or None) makes the context manager every sample runs in.
     Each fn runs ``number`` times per sample, ``number`` doubled from 1 until a sample takes
-    at least ``min_time``; then ``repeats`` rounds take one sample of every fn in turn."""
+    at least ``min_time``; then ``repeats`` rounds take one sample of every fn in turn.
+
+    ``interleave=False`` takes all samples of one fn before the next fn is calibrated: use it
+    when the fns run on thread pools (OpenMP, BLAS) whose idle threads spin for a while after
+    each parallel region and would take cores from the next pool."""
     calls = [(fn, sync or _nothing, context or contextlib.nullcontext) for fn, sync, context in calls]
-    numbers = [_calibrate(*call, warmup, min_time, max_number) for call in calls]
+    numbers = [_calibrate(*call, warmup, min_time, max_number) for call in calls] if interleave else [None] * len(calls)
     times = [[] for _ in calls]
-    for _ in range(max(1, repeats)):
-        for call, number, out in zip(calls, numbers, times):
-            out.append(_sample(call[0], number, call[1], call[2]) / number)
+    order = [[(i, call) for i, call in enumerate(calls)]] * max(1, repeats) if interleave \
+        else [[(i, call)] * max(1, repeats) for i, call in enumerate(calls)]
+    for round_ in order:
+        for i, call in round_:
+            if numbers[i] is None:
+                numbers[i] = _calibrate(*call, warmup, min_time, max_number)
+            times[i].append(_sample(call[0], numbers[i], call[1], call[2]) / numbers[i])
     return [Timing(statistics.median(t), min(t), n, len(t)) for t, n in zip(times, numbers)]
 
 

@@ -27,6 +27,9 @@ def add_parser(commands):
     p.add_argument("--devices", default=None, type=lambda s: _names(s, ("cpu", "cuda"), "device"),
                    help="comma-separated devices (default: cpu, and cuda when a GPU is available)")
     p.add_argument("--repeats", type=int, default=10, help="timed samples per case; the median is reported")
+    p.add_argument("--interleave", action="store_true",
+                   help="alternate the samples of a case's implementations (steadier under drifting load; "
+                        "worse when several thread pools spin on few cores)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON (schema in tilegrad.bench)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(run=run)
@@ -55,7 +58,8 @@ def run(args):
         print("tilegrad bench: no usable GPU (tilegrad.cuda.is_available() is False); skipping cuda", file=sys.stderr)
         devices = [d for d in devices if d != "cuda"]
     progress = None if args.quiet else _progress(sys.stderr)
-    result = bench.run(cases=args.ops, sizes=args.sizes, devices=devices, repeats=args.repeats, progress=progress)
+    result = bench.run(cases=args.ops, sizes=args.sizes, devices=devices, repeats=args.repeats, progress=progress,
+                       interleave=args.interleave)
     if progress and sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 70 + "\r")
     result["command"] = " ".join(["tilegrad"] + args.argv)
