@@ -31,7 +31,8 @@ The report (``run()``'s return value, written by ``tilegrad bench --json FILE``)
         "time_s": float | null,         # median seconds per call; null when FAILED
         "best_s": float,                # fastest sample, seconds per call (ok cases)
         "number": int,                  # calls per timed sample (ok cases)
-        "ratios": {peer: float},        # tilegrad rows only: tilegrad time / peer time
+        "ratios": {peer: float},        # tilegrad rows only: tilegrad time / peer time (kernel
+                                        # cases: ratio of medians; overhead: median of paired ratios)
         # kernel cases also have:
         "shapes": [[int]], "flops": float, "bytes": float,
         "gflops": float | null, "gbps": float | null,

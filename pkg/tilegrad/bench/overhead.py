@@ -3,7 +3,9 @@ negligible and what is left is dispatch, dtype/device checks and autograd bookke
 
 Each op runs with autograd recording (inputs require grad, grad mode on) and without
 (``no_grad``), on tilegrad and, in the same run, on PyTorch; NumPy on plain arrays is the floor.
-The ratio tilegrad / PyTorch is the figure of merit (goal: at most 1.5x).
+The ratio tilegrad / PyTorch is the figure of merit (goal: at most 1.5x); it is the median of
+per-round ratios of samples taken next to each other, steadier than a ratio of medians on a
+machine where other work comes and goes.
 """
 import contextlib
 
@@ -14,7 +16,7 @@ from tilegrad import testing
 
 from .cases import check
 from .peers import optional_torch
-from .timing import measure_together
+from .timing import measure_together, paired_ratio
 
 SHAPE = (4, 4)
 GOAL = 1.5
@@ -78,29 +80,33 @@ def _step(name, a, b, torch, repeats, min_time):
         timings = measure_together([c for _, c in timed], repeats=repeats, min_time=min_time) if timed else []
         for (record, _), timing in zip(timed, timings):
             record.update(time_s=timing.median, best_s=timing.best, number=timing.number)
+            record["_timing"] = timing
+        _paired_ratios(records)
         return records
     return run
 
 
-def plan(repeats, min_time=5e-3):
+def _paired_ratios(records):
+    """``ratios[peer]`` of each tilegrad record: the median over rounds of tilegrad's sample
+    over the peer's sample taken next to it (``timing.paired_ratio``)."""
+    timings = {(r["impl"], r["mode"]): r.pop("_timing") for r in records if "_timing" in r}
+    for r in records:
+        if r["impl"] != "tilegrad":
+            continue
+        r["ratios"] = {}
+        mine = timings.get(("tilegrad", r["mode"]))
+        for peer, peer_mode in (("torch", r["mode"]), ("numpy", None)):
+            other = timings.get((peer, peer_mode))
+            if mine and other:
+                r["ratios"][peer] = paired_ratio(mine, other)
+
+
+def plan(repeats, min_time=2e-3):
     """(label, thunk) pairs, one per op; each thunk returns the op's case records (see
     ``tilegrad.bench``)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal(SHAPE, dtype=np.float32)
     b = rng.standard_normal(SHAPE, dtype=np.float32)
     torch = optional_torch()
-    return [(f"overhead {name}", _step(name, a, b, torch, repeats, min_time)) for name in OPS]
-
-
-def add_ratios(records):
-    """Give each tilegrad overhead record ``ratios = {"torch": tilegrad time / torch time}`` for
-    the same op and mode, and ``{"numpy": ...}`` against the NumPy floor."""
-    by_key = {(r["op"], r["mode"], r["impl"]): r for r in records if r["kind"] == "overhead"}
-    for (name, mode, impl), r in by_key.items():
-        if impl != "tilegrad":
-            continue
-        r["ratios"] = {}
-        for peer, peer_mode in (("torch", mode), ("numpy", None)):
-            other = by_key.get((name, peer_mode, peer))
-            if other and r["time_s"] and other["time_s"]:
-                r["ratios"][peer] = r["time_s"] / other["time_s"]
+    rounds = 3 * repeats  # short samples, many rounds: the paired ratios shrug off bursts of load
+    return [(f"overhead {name}", _step(name, a, b, torch, rounds, min_time)) for name in OPS]

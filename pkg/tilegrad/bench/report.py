@@ -69,7 +69,8 @@ def overhead_table(report):
         rows.append([r["op"], r["mode"], fmt(us(r)), fmt(us(torch)), _ratio(r["ratios"].get("torch")), fmt(us(numpy))])
     shape = records[0]["size"]
     return (_table(header, rows) + f"\nus per op on {shape} float32 tensors (inputs require grad); "
-            f"mode grad records autograd, no_grad does not; goal tilegrad/torch <= {GOAL}x.")
+            f"mode grad records autograd, no_grad does not;\ntilegrad/torch: median of per-round ratios of "
+            f"adjacent samples; goal <= {GOAL}x.")
 
 
 def failures(report):

@@ -101,14 +101,13 @@ def run(cases=ALL_CASES, sizes="quick", devices=None, repeats=10, min_time=2e-3,
     names = [c for c in cases if c in SPECS]
     steps = _kernel_plan(names, sizes, devices, repeats, min_time, seed, interleave)
     if "overhead" in cases:
-        steps += overhead.plan(repeats, min_time=max(min_time, 5e-3))
+        steps += overhead.plan(repeats, min_time=min_time)
     records = []
     for i, (label, thunk) in enumerate(steps):
         if progress:
             progress(i, len(steps), label)
         records.extend(thunk())
     _add_kernel_ratios(records)
-    overhead.add_ratios(records)
     for r in records:
         r.setdefault("ratios", {})
     return {

@@ -18,6 +18,7 @@ class Timing(NamedTuple):
     best: float      # seconds per call, fastest sample
     number: int      # calls per sample
     repeats: int     # samples taken
+    samples: tuple   # seconds per call of each sample, in the order taken
 
 
 def _nothing():
@@ -63,7 +64,14 @@ def measure_together(calls, repeats=10, warmup=2, min_time=2e-3, max_number=1 <<
             if numbers[i] is None:
                 numbers[i] = _calibrate(*call, warmup, min_time, max_number)
             times[i].append(_sample(call[0], numbers[i], call[1], call[2]) / numbers[i])
-    return [Timing(statistics.median(t), min(t), n, len(t)) for t, n in zip(times, numbers)]
+    return [Timing(statistics.median(t), min(t), n, len(t), tuple(t)) for t, n in zip(times, numbers)]
+
+
+def paired_ratio(a, b):
+    """Median over rounds of ``a``'s sample / ``b``'s sample, for two Timings taken together
+    with ``interleave=True``: each round's samples are adjacent in time, so load that comes and
+    goes cancels in the ratio."""
+    return statistics.median(x / y for x, y in zip(a.samples, b.samples))
 
 
 def measure(fn, repeats=10, sync=None, warmup=2, min_time=2e-3, max_number=1 << 20, context=None):
