@@ -17,12 +17,17 @@ KERNELS = dict(reference.KERNELS)
 _F32 = np.dtype(np.float32)
 
 
+# Below this many elements the native call's fixed cost (argument checks, GIL release) exceeds
+# the work, and NumPy's own loop is faster: measured crossover of relu on the AVX2 machine.
+SMALL = 4096
+
+
 def _f32c(a):
-    return np.ascontiguousarray(a)
+    return np.asarray(a, order="C")  # keeps 0-d arrays 0-d, unlike np.ascontiguousarray
 
 
 def relu(x):
-    if x.dtype != _F32:
+    if x.dtype != _F32 or x.size < SMALL:
         return reference.relu(x)
     x = _f32c(x)
     out = np.empty_like(x)
@@ -31,7 +36,7 @@ def relu(x):
 
 
 def relu_backward(x, gy):
-    if x.dtype != _F32 or gy.dtype != _F32 or x.shape != gy.shape:
+    if x.dtype != _F32 or gy.dtype != _F32 or x.shape != gy.shape or x.size < SMALL:
         return reference.relu_backward(x, gy)
     x, gy = _f32c(x), _f32c(gy)
     out = np.empty_like(x)

@@ -78,7 +78,7 @@ def copy(x):
 
 # ---- activations --------------------------------------------------------------------------
 def relu(x):
-    return xp_of(x).maximum(x, x.dtype.type(0))
+    return xp_of(x).maximum(x, 0)  # a Python 0 keeps x's dtype (NEP 50)
 
 
 def relu_backward(x, gy):
