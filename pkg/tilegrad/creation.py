@@ -6,7 +6,8 @@ import numpy as np
 from . import dtypes
 from .device import as_device, device_of
 from .random import default_generator
-from .tensor import Tensor, _dims
+from .tensor import Tensor
+from .tensor_shape import _dims
 
 
 def _xp(device):

@@ -7,6 +7,7 @@ route everything else (other dtypes, shapes the kernel does not cover) to the re
 import numpy as np
 
 from . import reference
+from .native import F32, elementwise_covered, matmul_covered
 
 try:
     from tilegrad import _cpu
@@ -14,7 +15,6 @@ except ImportError:  # no compiler at install time: everything runs on the refer
     _cpu = None
 
 KERNELS = dict(reference.KERNELS)
-_F32 = np.dtype(np.float32)
 
 
 # Below this many elements the native call's fixed cost (argument checks, GIL release) exceeds
@@ -27,7 +27,7 @@ def _f32c(a):
 
 
 def relu(x):
-    if x.dtype != _F32 or x.size < SMALL:
+    if not elementwise_covered(x) or x.size < SMALL:
         return reference.relu(x)
     x = _f32c(x)
     out = np.empty_like(x)
@@ -36,7 +36,7 @@ def relu(x):
 
 
 def relu_backward(x, gy):
-    if x.dtype != _F32 or gy.dtype != _F32 or x.shape != gy.shape or x.size < SMALL:
+    if not elementwise_covered(x, gy) or x.size < SMALL:
         return reference.relu_backward(x, gy)
     x, gy = _f32c(x), _f32c(gy)
     out = np.empty_like(x)
@@ -47,11 +47,10 @@ def relu_backward(x, gy):
 def matmul(a, b):
     """2-D and equal-batch 3-D float32 products run natively; broadcasting batches, vectors and
     other dtypes use the reference."""
-    if a.dtype != _F32 or b.dtype != _F32 or a.ndim != b.ndim or a.ndim not in (2, 3) \
-            or (a.ndim == 3 and a.shape[0] != b.shape[0]):
+    if not matmul_covered(a, b):
         return reference.matmul(a, b)
     a, b = _f32c(a), _f32c(b)
-    out = np.empty(a.shape[:-1] + b.shape[-1:], dtype=_F32)
+    out = np.empty(a.shape[:-1] + b.shape[-1:], dtype=F32)
     _cpu.matmul(a, b, out)
     return out
 

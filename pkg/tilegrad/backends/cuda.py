@@ -2,9 +2,9 @@
 ``tilegrad._cuda`` kernels run where they exist and apply; elsewhere the reference kernels run
 on CuPy. Kernels are launched on CuPy's current stream and never synchronise.
 """
-import numpy as np
 
 from . import reference
+from .native import F32, elementwise_covered, matmul_covered
 
 try:
     from tilegrad import _cuda
@@ -12,7 +12,6 @@ except ImportError:  # built without a CUDA compiler: reference kernels on CuPy
     _cuda = None
 
 KERNELS = dict(reference.KERNELS)
-_F32 = np.dtype(np.float32)
 
 
 def _cupy():
@@ -25,7 +24,7 @@ def _stream():
 
 
 def relu(x):
-    if x.dtype != _F32:
+    if not elementwise_covered(x):
         return reference.relu(x)
     cp = _cupy()
     x = cp.ascontiguousarray(x)
@@ -35,7 +34,7 @@ def relu(x):
 
 
 def relu_backward(x, gy):
-    if x.dtype != _F32 or gy.dtype != _F32 or x.shape != gy.shape:
+    if not elementwise_covered(x, gy):
         return reference.relu_backward(x, gy)
     cp = _cupy()
     x, gy = cp.ascontiguousarray(x), cp.ascontiguousarray(gy)
@@ -45,12 +44,11 @@ def relu_backward(x, gy):
 
 
 def matmul(a, b):
-    if a.dtype != _F32 or b.dtype != _F32 or a.ndim != b.ndim or a.ndim not in (2, 3) \
-            or (a.ndim == 3 and a.shape[0] != b.shape[0]):
+    if not matmul_covered(a, b):
         return reference.matmul(a, b)
     cp = _cupy()
     a, b = cp.ascontiguousarray(a), cp.ascontiguousarray(b)
-    out = cp.empty(a.shape[:-1] + b.shape[-1:], dtype=_F32)
+    out = cp.empty(a.shape[:-1] + b.shape[-1:], dtype=F32)
     _cuda.matmul(a, b, out, stream=_stream())
     return out
 

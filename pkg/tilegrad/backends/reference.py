@@ -157,23 +157,20 @@ def argmin(x, dim, keepdim):
     return x.argmin(axis=dim, keepdims=keepdim)
 
 
-def max_dim(x, dim, keepdim):
-    """(values, indices) of the maximum along ``dim``: PyTorch's ``x.max(dim)``."""
-    xp = xp_of(x)
-    idx = x.argmax(axis=dim, keepdims=True)
-    values = xp.take_along_axis(x, idx, axis=dim)
+def _extreme_dim(x, idx, dim, keepdim):
+    values = xp_of(x).take_along_axis(x, idx, axis=dim)
     if not keepdim:
         values, idx = values.squeeze(dim), idx.squeeze(dim)
     return values, idx
+
+
+def max_dim(x, dim, keepdim):
+    """(values, indices) of the maximum along ``dim``: PyTorch's ``x.max(dim)``."""
+    return _extreme_dim(x, x.argmax(axis=dim, keepdims=True), dim, keepdim)
 
 
 def min_dim(x, dim, keepdim):
-    xp = xp_of(x)
-    idx = x.argmin(axis=dim, keepdims=True)
-    values = xp.take_along_axis(x, idx, axis=dim)
-    if not keepdim:
-        values, idx = values.squeeze(dim), idx.squeeze(dim)
-    return values, idx
+    return _extreme_dim(x, x.argmin(axis=dim, keepdims=True), dim, keepdim)
 
 
 def var(x, dims, correction, keepdim):

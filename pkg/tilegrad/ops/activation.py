@@ -19,38 +19,33 @@ class Relu(Op):
         return ctx.kernel("relu_backward", x, gy)
 
 
+class _OutputSavingUnary(Op):
+    """An activation whose backward needs only its output: ``<kernel>_backward(y, gy)``."""
+    kernel_name = ""
+    cost = staticmethod(lambda x: Cost(4 * x.size, 2 * x.nbytes))
+
+    @classmethod
+    def forward(cls, ctx, x):
+        y = ctx.kernel(cls.kernel_name, x)
+        ctx.save_for_backward(y)
+        return y
+
+    @classmethod
+    def backward(cls, ctx, gy):
+        (y,) = ctx.saved_tensors
+        return ctx.kernel(cls.kernel_name + "_backward", y, gy)
+
+
 @op
-class Sigmoid(Op):
+class Sigmoid(_OutputSavingUnary):
+    kernel_name = "sigmoid"
     samples = staticmethod(lambda rng: unary_samples(rng, lambda x: Sigmoid.apply(x)))
-    cost = staticmethod(lambda x: Cost(4 * x.size, 2 * x.nbytes))
-
-    @staticmethod
-    def forward(ctx, x):
-        y = ctx.kernel("sigmoid", x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, gy):
-        (y,) = ctx.saved_tensors
-        return ctx.kernel("sigmoid_backward", y, gy)
 
 
 @op
-class Tanh(Op):
+class Tanh(_OutputSavingUnary):
+    kernel_name = "tanh"
     samples = staticmethod(lambda rng: unary_samples(rng, lambda x: Tanh.apply(x)))
-    cost = staticmethod(lambda x: Cost(4 * x.size, 2 * x.nbytes))
-
-    @staticmethod
-    def forward(ctx, x):
-        y = ctx.kernel("tanh", x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, gy):
-        (y,) = ctx.saved_tensors
-        return ctx.kernel("tanh_backward", y, gy)
 
 
 def _softmax_samples(cls):
