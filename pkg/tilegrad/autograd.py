@@ -188,10 +188,11 @@ class Function:
             shapes = " and ".join(str(tuple(a._data.shape)) for a in args if isinstance(a, TensorBase))
             raise ValueError(f"{cls.__name__}: {e} (input shapes {shapes})") from None
         if type(out) is not tuple:  # the single-output case, inlined: it is most ops
-            if isinstance(out, np.generic):
-                out = np.asarray(out)
-            elif isinstance(out, TensorBase):
-                out = out._data
+            if type(out) is not np.ndarray:
+                if isinstance(out, np.generic):
+                    out = np.asarray(out)
+                elif isinstance(out, TensorBase):
+                    out = out._data
             t = tensor_type(out, device if cls.same_device else device_of(out))
             if record and out.dtype.kind in "fc":
                 t.requires_grad = True

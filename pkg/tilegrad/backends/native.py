@@ -7,8 +7,11 @@ F32 = np.dtype(np.float32)
 
 def elementwise_covered(*arrays):
     """float32 arrays of one shape."""
-    first = arrays[0]
-    return all(a.dtype == F32 and a.shape == first.shape for a in arrays)
+    shape = arrays[0].shape
+    for a in arrays:
+        if a.dtype != F32 or a.shape != shape:
+            return False
+    return True
 
 
 def matmul_covered(a, b):
