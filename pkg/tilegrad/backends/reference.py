@@ -77,7 +77,15 @@ def copy(x):
 
 
 # ---- activations --------------------------------------------------------------------------
+_NP_ZEROS = {}  # dtype -> 0-d zero: NumPy's ufuncs take a 0-d array faster than a Python scalar
+
+
 def relu(x):
+    if type(x) is np.ndarray:
+        zero = _NP_ZEROS.get(x.dtype)
+        if zero is None:
+            zero = _NP_ZEROS[x.dtype] = np.zeros((), x.dtype)
+        return np.maximum(x, zero)
     return xp_of(x).maximum(x, 0)  # a Python 0 keeps x's dtype (NEP 50)
 
 
