@@ -10,7 +10,7 @@ namespace cpu {
 namespace {
 
 constexpr int64_t kChunk = 1 << 14;            // floats per OpenMP work item
-constexpr int64_t kParallelMin = 1 << 16;      // below this, threads cost more than they save
+constexpr int64_t kParallelMin = 1 << 18;      // below 1 MiB a fork/join costs more than it saves
 
 template <typename Body>
 void for_chunks(int64_t n, Body body) {
