@@ -19,7 +19,7 @@ ENV PATH=/opt/venv/bin:/usr/local/cuda/bin:$PATH \
 WORKDIR /src
 COPY . .
 
-RUN TILEGRAD_CUDA=1 pip install ".[test]" \
+RUN TILEGRAD_CUDA=1 pip install ".[test,cuda]" \
     && python -m pytest -q
 
 CMD ["tilegrad", "bench"]
