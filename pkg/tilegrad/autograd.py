@@ -14,6 +14,7 @@ from .backends import kernel_table
 from .backends.reference import xp_of
 from .device import device_of
 
+
 # ---- grad mode ----------------------------------------------------------------------------
 class _State(threading.local):
     """Grad mode is per thread, as in PyTorch; a new thread starts with it on."""
