@@ -66,7 +66,10 @@ class enable_grad(_GradMode):  # noqa: N801
 class TensorBase:
     """Storage plus autograd state; ``tilegrad.Tensor`` adds the user-facing methods."""
 
-    __slots__ = ("_data", "_device", "requires_grad", "_grad", "_node", "_out_idx", "_retain", "__weakref__")
+    __slots__ = ("_data", "_device", "requires_grad", "_grad", "_node", "_out_idx", "__weakref__")
+    # The class of tensors that ops and backward produce from this one: ``Tensor`` sets itself, so
+    # an op on a subclass (``nn.Parameter``) gives a plain Tensor, as in PyTorch.
+    _result_type = None
 
     def __init__(self, data, device=None, requires_grad=False, node=None, out_idx=0):
         self._data = data
@@ -75,7 +78,6 @@ class TensorBase:
         self._grad = None
         self._node = node
         self._out_idx = out_idx
-        self._retain = False
 
     @property
     def is_leaf(self):
@@ -159,7 +161,7 @@ class Function:
                 arrays.append(a)
         if first is None:
             raise TypeError(f"{cls.__name__}.apply needs at least one Tensor argument")
-        tensor_type = type(first)
+        tensor_type = first._result_type
         device = first._device
         ctx = object.__new__(cls)
         ctx._kernels = kernel_table(device)
@@ -265,9 +267,9 @@ def _unbroadcast(g, shape):
 
 def _accumulate_leaf(leaf, g):
     if leaf._grad is None:
-        leaf._grad = type(leaf)(g.copy() if hasattr(g, "copy") else g, leaf._device)
+        leaf._grad = leaf._result_type(g.copy() if hasattr(g, "copy") else g, leaf._device)
     else:
-        leaf._grad = type(leaf)(leaf._grad._data + g, leaf._device)
+        leaf._grad = leaf._result_type(leaf._grad._data + g, leaf._device)
 
 
 def backward(tensors, grad_tensors=None, retain_graph=False):
@@ -368,7 +370,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exceptio
             vs = [rng.standard_normal(o._data.shape) for o in outs]
         total = 0.0
         for o, v in zip(outs, vs):
-            total = total + (o * type(o)(xp_of(o._data).asarray(v, dtype=o._data.dtype), o._device)).sum()
+            total = total + (o * o._result_type(xp_of(o._data).asarray(v, dtype=o._data.dtype), o._device)).sum()
         return total, vs
 
     checked = [t for t in inputs if isinstance(t, TensorBase) and t.requires_grad]

@@ -442,6 +442,9 @@ class Tensor(TensorBase, ShapeMethods):
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
 
 
+
+Tensor._result_type = Tensor
+
 def where(condition, input, other):  # noqa: A002 - PyTorch's argument names
     """``condition ? input : other`` elementwise, with broadcasting; either value may be a scalar."""
     ref = input if isinstance(input, Tensor) else other
