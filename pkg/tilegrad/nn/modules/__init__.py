@@ -1,0 +1,13 @@
+"""The layer classes, one file per theme; ``tilegrad.nn`` re-exports them all."""
+from .module import Module  # noqa: F401
+from .container import ModuleDict, ModuleList, Sequential  # noqa: F401
+from .linear import Identity, Linear  # noqa: F401
+from .conv import Conv2d, ConvTranspose2d  # noqa: F401
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401
+from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh  # noqa: F401
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
+from .dropout import Dropout  # noqa: F401
+from .sparse import Embedding  # noqa: F401
+from .flatten import Flatten, Unflatten  # noqa: F401
+
+__all__ = ['Module', 'ModuleDict', 'ModuleList', 'Sequential', 'Identity', 'Linear', 'Conv2d', 'ConvTranspose2d', 'AdaptiveAvgPool2d', 'AvgPool2d', 'MaxPool2d', 'GELU', 'LeakyReLU', 'LogSoftmax', 'ReLU', 'Sigmoid', 'SiLU', 'Softmax', 'Tanh', 'BatchNorm1d', 'BatchNorm2d', 'LayerNorm', 'Dropout', 'Embedding', 'Flatten', 'Unflatten']
