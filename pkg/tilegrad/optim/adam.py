@@ -1,0 +1,75 @@
+"""Adam and AdamW, with PyTorch's algorithm (torch.optim.Adam / AdamW):
+
+    g = -grad if maximize else grad
+    Adam:  g = g + weight_decay * p                 AdamW:  p = p * (1 - lr * weight_decay)
+    t = t + 1
+    m = m + (1 - beta1) * (g - m)                   (lerp towards g)
+    v = beta2 * v + (1 - beta2) * g * g
+    v_max = max(v_max, v)                           (amsgrad; v_max replaces v below)
+    denom = sqrt(v) / sqrt(1 - beta2 ** t) + eps
+    p = p - lr / (1 - beta1 ** t) * m / denom
+"""
+import math
+
+from ..backends.reference import xp_of
+from .optimizer import Optimizer, _check_nonneg, _lerp_
+
+
+class Adam(Optimizer):
+    _decoupled = False  # AdamW decays the weights directly instead of adding to the gradient
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
+
+    def _check_group(self, group):
+        _check_nonneg("learning rate", group["lr"])
+        _check_nonneg("epsilon value", group["eps"])
+        _check_nonneg("weight_decay value", group["weight_decay"])
+        beta1, beta2 = group["betas"]
+        if not 0.0 <= beta1 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {beta1}")
+        if not 0.0 <= beta2 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {beta2}")
+
+    def _update(self, group, p, grad, state):
+        d = p._data
+        xp = xp_of(d)
+        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = self._buffer(p)
+            state["exp_avg_sq"] = self._buffer(p)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = self._buffer(p)
+        g = -grad if group["maximize"] else grad
+        if wd != 0:
+            if self._decoupled:
+                d *= 1 - lr * wd
+            else:
+                g = g + wd * d
+        state["step"] += 1
+        step = state["step"]
+        m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
+        _lerp_(m, g, 1 - beta1)
+        v *= beta2
+        v += (1 - beta2) * g * g  # torch's addcmul order: (value * t1) * t2
+        if group["amsgrad"]:
+            v_max = state.setdefault("max_exp_avg_sq", self._buffer(p))._data
+            xp.maximum(v_max, v, out=v_max)
+            v = v_max
+        step_size = lr / (1 - beta1 ** step)
+        denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** step)
+        denom += group["eps"]
+        d -= step_size * (m / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter); PyTorch's default decay is 0.01."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

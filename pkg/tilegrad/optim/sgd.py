@@ -1,0 +1,44 @@
+"""Stochastic gradient descent, with PyTorch's algorithm (torch.optim.SGD):
+
+    g = -grad if maximize else grad
+    g = g + weight_decay * p
+    buf = g                                         (first step)
+    buf = momentum * buf + (1 - dampening) * g      (later steps)
+    g = g + momentum * buf if nesterov else buf     (when momentum != 0)
+    p = p - lr * g
+"""
+from .optimizer import Optimizer, _check_nonneg
+
+
+class SGD(Optimizer):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False, foreach=None, differentiable=False, fused=None):
+        # foreach/fused/differentiable are PyTorch's implementation choices; accepted for
+        # compatibility, there is one implementation here.
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
+
+    def _check_group(self, group):
+        _check_nonneg("learning rate", group["lr"])
+        _check_nonneg("momentum value", group["momentum"])
+        _check_nonneg("weight_decay value", group["weight_decay"])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def _update(self, group, p, grad, state):
+        d = p._data
+        g = -grad if group["maximize"] else grad
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * d
+        momentum = group["momentum"]
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = self._buffer(p)
+                buf._data[...] = g
+            else:
+                b = buf._data
+                b *= momentum
+                b += (1 - group["dampening"]) * g
+            g = g + momentum * buf._data if group["nesterov"] else buf._data
+        d -= group["lr"] * g
