@@ -6,7 +6,7 @@ import numpy as np
 
 from . import dtypes
 from .autograd import TensorBase, is_grad_enabled
-from .ops import shape as S, elementwise as E
+from .ops import gather as G, shape as S, elementwise as E
 
 
 def _dims(args):
@@ -168,3 +168,33 @@ class ShapeMethods:
             return value._data
         return value
 
+    def gather(self, dim, index):
+        """out[i][j] = self[index[i][j]][j] for dim 0, and so on (``torch.gather``)."""
+        if not isinstance(index, TensorBase) or index._data.dtype.kind not in "iu":
+            raise TypeError("gather: index must be an integer Tensor")
+        d = _norm_dim(dim, self.ndim)
+        if index.ndim != self.ndim:
+            raise ValueError(f"gather: index has {index.ndim} dims but the input has {self.ndim}")
+        if index._data.size and (int(index._data.min()) < 0 or int(index._data.max()) >= self.shape[d]):
+            raise IndexError(f"gather: index out of range for dim {dim} of size {self.shape[d]}")
+        return G.Gather.apply(self, d, index._data)
+
+    def masked_fill(self, mask, value):
+        """``value`` where ``mask`` is True, ``self`` elsewhere (broadcasting)."""
+        from .tensor import where
+        return where(mask, value, self)
+
+    def _triangle(self, diagonal, upper):
+        if self.ndim < 2:
+            raise ValueError(f"{'triu' if upper else 'tril'}: expected at least 2 dims, got shape {self.shape}")
+        rows, cols = self.shape[-2:]
+        keep = np.tri(rows, cols, diagonal - 1 if upper else diagonal, dtype=bool)
+        keep = ~keep if upper else keep
+        from .tensor import Tensor, where
+        return where(Tensor(keep).to(self._device), self, 0)
+
+    def tril(self, diagonal=0):
+        return self._triangle(diagonal, upper=False)
+
+    def triu(self, diagonal=0):
+        return self._triangle(diagonal, upper=True)

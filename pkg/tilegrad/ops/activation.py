@@ -88,3 +88,55 @@ class LogSoftmax(Op):
 
 Softmax.samples = staticmethod(_softmax_samples(Softmax))
 LogSoftmax.samples = staticmethod(_softmax_samples(LogSoftmax))
+
+
+@op
+class LeakyRelu(Op):
+    samples = staticmethod(lambda rng: [Sample((distinct(rng, s),), lambda x, a=a: LeakyRelu.apply(x, a), f"{s},slope={a}")
+                                        for s, a in [((7,), 0.01), ((3, 5), 0.2), ((0, 2), 0.1), ((), 0.3)]])
+
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return ctx.kernel("leaky_relu", x, slope)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        return ctx.kernel("leaky_relu_backward", x, gy, ctx.slope), None
+
+
+@op
+class Gelu(Op):
+    """x * Phi(x), exactly (``approximate="none"``, with erf) or with PyTorch's tanh form."""
+    samples = staticmethod(lambda rng: [Sample((randn(rng, s),), lambda x, a=a: Gelu.apply(x, a), f"{s},{a}")
+                                        for s, a in [((7,), "none"), ((3, 5), "tanh"), ((4, 129), "none"), ((0,), "tanh"), ((), "none")]])
+    cost = staticmethod(lambda x, approximate: Cost(10 * x.size, 2 * x.nbytes))
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        return ctx.kernel("gelu", x, approximate)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        return ctx.kernel("gelu_backward", x, gy, ctx.approximate), None
+
+
+@op
+class Silu(Op):
+    samples = staticmethod(lambda rng: unary_samples(rng, lambda x: Silu.apply(x)))
+    cost = staticmethod(lambda x: Cost(5 * x.size, 2 * x.nbytes))
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.kernel("silu", x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        return ctx.kernel("silu_backward", x, gy)

@@ -47,6 +47,7 @@ class Sample(NamedTuple):
     call: Callable
     desc: str
     differentiable: bool = True
+    gradcheck: bool = True  # False where the op's gradient deliberately is not the derivative
 
 
 # ---- input generators ---------------------------------------------------------------------
