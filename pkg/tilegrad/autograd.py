@@ -19,6 +19,7 @@ from .device import device_of
 class _State(threading.local):
     """Grad mode is per thread, as in PyTorch; a new thread starts with it on."""
     grad_enabled = True
+    anomaly = False  # detect_anomaly(): check every op's outputs and gradients for NaN/Inf
 
 
 _state = _State()
@@ -60,6 +61,34 @@ class no_grad(_GradMode):  # noqa: N801 - PyTorch's name
 
 class enable_grad(_GradMode):  # noqa: N801
     mode = True
+
+
+class detect_anomaly:  # noqa: N801 - PyTorch's name
+    """Within this block, the first op whose forward or backward produces NaN or Inf raises a
+    RuntimeError naming it. Costs a scan of every result, so it is for debugging only."""
+
+    def __init__(self, check_nan=True):
+        self.check_nan = check_nan
+
+    def __enter__(self):
+        self._prev = _state.anomaly
+        _state.anomaly = self.check_nan
+
+    def __exit__(self, *exc):
+        _state.anomaly = self._prev
+
+
+def _check_finite(values, where, what):
+    for i, v in enumerate(values):
+        if isinstance(v, TensorBase):
+            v = v._data
+        if v is None or not hasattr(v, "dtype") or v.dtype.kind not in "fc":
+            continue
+        finite = xp_of(v).isfinite(v)
+        if not bool(finite.all()):
+            kind = "nan" if bool(xp_of(v).isnan(v).any()) else "inf"
+            raise RuntimeError(f"detect_anomaly: {where} produced {kind} values in its {what} {i} "
+                               f"(shape {tuple(v.shape)})")
 
 
 # ---- the tensor's autograd state ----------------------------------------------------------
@@ -190,6 +219,8 @@ class Function:
         except ValueError as e:
             shapes = " and ".join(str(tuple(a._data.shape)) for a in args if isinstance(a, TensorBase))
             raise ValueError(f"{cls.__name__}: {e} (input shapes {shapes})") from None
+        if _state.anomaly:
+            _check_finite(out if type(out) is tuple else (out,), f"{cls.__name__} (forward)", "output")
         if type(out) is not tuple:  # the single-output case, inlined: it is most ops
             if type(out) is not np.ndarray:
                 if isinstance(out, np.generic):
@@ -324,6 +355,8 @@ def _run_graph(roots, grads, retain_graph):
                 if out_grads[i] is not None:
                     _accumulate_leaf(t, out_grads[i])
         in_grads = node._run_backward(out_grads)
+        if _state.anomaly:
+            _check_finite(in_grads, f"{type(node).__name__}Backward", "gradient")
         if len(in_grads) < len(node._edges):
             raise RuntimeError(f"{type(node).__name__}.backward returned {len(in_grads)} gradients, "
                                f"expected {len(node._edges)}")

@@ -212,3 +212,22 @@ def test_graph_is_freed_after_backward(seed):
 def test_integer_tensors_cannot_require_grad():
     with pytest.raises(RuntimeError, match="floating point"):
         tg.tensor([1, 2, 3], requires_grad=True)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_detect_anomaly_names_the_forward_op(seed):
+    x = tg.tensor(np.abs(np.random.default_rng(seed).standard_normal(4)) + 0.1, requires_grad=True)
+    (x - 1).log()  # NaN for x < 1 goes unnoticed outside the block
+    with pytest.raises(RuntimeError, match="Log .forward. produced nan"):
+        with tg.autograd.detect_anomaly():
+            (x * 0 - 1).log()
+    assert not tg.autograd._state.anomaly
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+def test_detect_anomaly_names_the_backward_op(seed):
+    x = tg.tensor(np.zeros(3), requires_grad=True)
+    y = x.sqrt().sum()  # forward is finite (0), backward divides by 0
+    with pytest.raises(RuntimeError, match="SqrtBackward produced inf"):
+        with tg.autograd.detect_anomaly():
+            y.backward()
