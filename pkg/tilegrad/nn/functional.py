@@ -331,3 +331,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     else:
         smooth = _reduce(smooth, reduction, "cross_entropy")
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
+
+
+# The pointwise losses are compositions of tensor ops, kept in their own file.
+from .losses_functional import (binary_cross_entropy, binary_cross_entropy_with_logits, huber_loss,  # noqa: E402,F401
+                                kl_div, l1_loss, mse_loss, smooth_l1_loss)
