@@ -53,6 +53,13 @@ class _ConvNd(Module):
             raise ValueError(f"{type(self).__name__}(in_channels={self.in_channels}): expected input of shape "
                              f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W), got shape {tuple(x.shape)}")
 
+    def _batched(self, fn, x):
+        """Run ``fn`` on a batch; unbatched (C, H, W) input goes through as a batch of one."""
+        self._check_input(x)
+        if x.ndim == 3:
+            return fn(x.unsqueeze(0)).squeeze(0)
+        return fn(x)
+
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
@@ -77,9 +84,9 @@ class Conv2d(_ConvNd):
                          padding_mode, False, device=device, dtype=dtype)
 
     def forward(self, x):
-        self._check_input(x)
         from .. import functional as F
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return self._batched(lambda b: F.conv2d(b, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                                                self.groups), x)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -97,9 +104,8 @@ class ConvTranspose2d(_ConvNd):
                                  f"either stride {self.stride} or dilation {self.dilation}")
 
     def forward(self, x, output_size=None):
-        self._check_input(x)
         if output_size is not None:
             raise NotImplementedError("ConvTranspose2d: output_size is not supported; pass output_padding instead")
         from .. import functional as F
-        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
-                                  self.groups, self.dilation)
+        return self._batched(lambda b: F.conv_transpose2d(b, self.weight, self.bias, self.stride, self.padding,
+                                                          self.output_padding, self.groups, self.dilation), x)

@@ -2,10 +2,15 @@
 from .module import Module
 
 
-def _check(module, x):
+def _batched(module, fn, x):
+    """Run ``fn`` on (N, C, H, W); unbatched (C, H, W) input goes through as a batch of one."""
     if x.ndim not in (3, 4):
         raise ValueError(f"{type(module).__name__}: expected input of shape (N, C, H, W) or (C, H, W), "
                          f"got shape {tuple(x.shape)}")
+    if x.ndim == 3:
+        out = fn(x.unsqueeze(0))
+        return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
+    return fn(x)
 
 
 class MaxPool2d(Module):
@@ -17,10 +22,9 @@ class MaxPool2d(Module):
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
     def forward(self, x):
-        _check(self, x)
         from .. import functional as F
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+        return _batched(self, lambda b: F.max_pool2d(b, self.kernel_size, self.stride, self.padding, self.dilation,
+                                                     ceil_mode=self.ceil_mode, return_indices=self.return_indices), x)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -37,10 +41,9 @@ class AvgPool2d(Module):
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x):
-        _check(self, x)
         from .. import functional as F
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
+        return _batched(self, lambda b: F.avg_pool2d(b, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                                     self.count_include_pad, self.divisor_override), x)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -54,9 +57,8 @@ class AdaptiveAvgPool2d(Module):
         self.output_size = output_size
 
     def forward(self, x):
-        _check(self, x)
         from .. import functional as F
-        return F.adaptive_avg_pool2d(x, self.output_size)
+        return _batched(self, lambda b: F.adaptive_avg_pool2d(b, self.output_size), x)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
