@@ -1,8 +1,10 @@
-"""``tilegrad``: the command line. ``tilegrad bench --help`` lists the bench's options."""
+"""``tilegrad``: the command line. ``tilegrad COMMAND --help`` lists a command's options:
+``bench`` (throughput against peers), ``doctor`` (what is built and found), ``parity`` (error of
+every op against the float64 reference)."""
 import argparse
 import sys
 
-from . import bench
+from . import bench, doctor, parity
 
 
 def build_parser():
@@ -10,6 +12,8 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench.add_parser(commands)
+    doctor.add_parser(commands)
+    parity.add_parser(commands)
     return parser
 
 
