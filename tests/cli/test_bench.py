@@ -16,7 +16,7 @@ TINY = ["bench", "--sizes", "tiny", "--repeats", "1", "-q"]
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, small_peaks):
     """One tiny bench of every case, shared by the tests that only read its results."""
     path = tmp_path_factory.mktemp("bench") / "tiny.json"
     status = main(TINY + ["--devices", "cpu", "--json", str(path)])
@@ -32,24 +32,32 @@ def test_tiny_bench_exits_zero(tiny_run):
 
 def test_json_has_documented_keys_and_types(tiny_run):
     _, report = tiny_run
-    assert report["schema"] == 1
-    assert set(report) >= {"schema", "tilegrad", "machine", "settings", "failed", "cases", "command"}
+    assert report["schema"] == 2
+    assert set(report) >= {"schema", "tilegrad", "date", "duration_s", "machine", "settings", "peaks", "failed",
+                           "cases", "crossover", "command"}
     m = report["machine"]
     assert isinstance(m["cpu"], str) and isinstance(m["cores"], int) and isinstance(m["numpy"], str)
     assert isinstance(m["native_cpu"]["built"], bool)
     assert m["torch"] is None or isinstance(m["torch"], str)
     assert report["settings"]["sizes"] == "tiny" and report["settings"]["devices"] == ["cpu"]
+    assert report["settings"]["dtypes"] == ["float32"] and set(report["settings"]["peers"]) == {"numpy", "torch", "cupy"}
+    peak = report["peaks"]["cpu"]
+    assert peak["gflops"]["float32"] > 0 and peak["gbps"] > 0 and isinstance(peak["method"]["compute"], str)
+    assert report["crossover"] == []  # one device: nothing to cross over
     kinds = {c["kind"] for c in report["cases"]}
     assert kinds == {"kernel", "overhead"}
     for c in report["cases"]:
-        assert {"kind", "op", "size", "device", "impl", "kernels", "mode", "status", "error", "time_s", "best_s",
-                "number", "ratios"} <= set(c)
+        assert {"kind", "op", "size", "dtype", "device", "impl", "kernels", "mode", "status", "error", "time_s",
+                "best_s", "number", "ratios"} <= set(c)
         assert c["status"] == "ok" and c["error"] is None
         assert isinstance(c["time_s"], float) and 0 < c["best_s"] <= c["time_s"]
         assert isinstance(c["ratios"], dict)
         if c["kind"] == "kernel":
             assert isinstance(c["flops"], float) and isinstance(c["bytes"], float)
             assert isinstance(c["gflops"], float) and isinstance(c["gbps"], float)
+            assert c["bound"] in ("memory", "compute") and 0 < c["pct_peak"]
+            assert c["intensity"] == c["flops"] / c["bytes"] and 1 <= c["rotate"] <= 16
+            assert c["speedup_vs_cpu"] is None  # CPU rows
     ops = {c["op"] for c in report["cases"] if c["kind"] == "kernel"}
     assert ops == {"relu", "add", "softmax", "matmul", "sum"}
     tg_rows = [c for c in report["cases"] if c["kind"] == "kernel" and c["impl"] == "tilegrad"]
@@ -66,7 +74,13 @@ def test_flops_come_from_the_op_table(tiny_run):
     assert mm["flops"] == 2 * n ** 3
 
 
-def test_wrong_kernel_is_reported_failed(monkeypatch, capsys):
+def test_bound_labels_follow_intensity(tiny_run):
+    _, report = tiny_run
+    bound = {c["op"]: c["bound"] for c in report["cases"] if c["kind"] == "kernel" and c["impl"] == "tilegrad"}
+    assert bound["relu"] == bound["add"] == "memory"  # 1 flop per 8-12 bytes
+
+
+def test_wrong_kernel_is_reported_failed(monkeypatch, capsys, small_peaks):
     monkeypatch.setitem(cpu.KERNELS, "relu", lambda x: reference.relu(x) + 1)
     status = main(TINY + ["--ops", "relu", "--devices", "cpu"])
     out = capsys.readouterr().out
@@ -76,7 +90,7 @@ def test_wrong_kernel_is_reported_failed(monkeypatch, capsys):
     assert out.count("FAILED") == 2  # the table cell and the failure line
 
 
-def test_crashing_kernel_is_reported_failed(monkeypatch, tmp_path):
+def test_crashing_kernel_is_reported_failed(monkeypatch, tmp_path, small_peaks):
     def broken(a, b):
         raise RuntimeError("kernel exploded")
     monkeypatch.setitem(cpu.KERNELS, "add", broken)
@@ -95,6 +109,9 @@ def test_help_and_usage_errors(capsys):
     assert "--sizes" in capsys.readouterr().out
     assert main(["bench", "--ops", "nope"]) == 2
     assert main(["bench", "--sizes", "huge"]) == 2
+    assert main(["bench", "--sizes", "0"]) == 2
+    assert main(["bench", "--dtype", "int3"]) == 2
+    assert main(["bench", "--peers", "jax"]) == 2
 
 
 def test_runs_as_a_module():
@@ -109,3 +126,62 @@ def test_measure_reports_seconds_per_call():
     t = measure(lambda: calls.append(np.ones(3).sum()), repeats=3, min_time=1e-4)
     assert t.repeats == 3 and t.number >= 1 and 0 < t.best <= t.median
     assert len(calls) >= 2 + 3 * t.number
+
+
+def test_sizes_dtypes_and_peers_options(tmp_path, small_peaks):
+    path = tmp_path / "r.json"
+    argv = ["bench", "--ops", "MatMul,add", "--sizes", "24,8", "--dtype", "float64,float32", "--peers", "numpy",
+            "--repeats", "1", "-q", "--devices", "cpu", "--json", str(path)]
+    assert main(argv) == 0
+    report = json.loads(path.read_text())
+    assert report["settings"]["sizes"] == [8, 24] and report["settings"]["dtypes"] == ["float64", "float32"]
+    kernel = [c for c in report["cases"] if c["kind"] == "kernel"]
+    assert {c["impl"] for c in kernel} == {"tilegrad", "numpy"}
+    assert {(c["op"], c["size"], c["dtype"]) for c in kernel} == {
+        (op, size, dt) for op, sizes in (("matmul", ("8x8x8", "24x24x24")), ("add", ("8", "24")))
+        for size in sizes for dt in ("float32", "float64")}
+    assert set(report["peaks"]["cpu"]["gflops"]) == {"float32", "float64"}
+
+
+def test_plot_writes_a_png(tmp_path, small_peaks):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "r.png"
+    assert main(TINY + ["--ops", "relu,matmul", "--devices", "cpu", "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    assert main(TINY + ["--ops", "relu", "--plot", "x.png"]) == 2
+    assert "pip install 'tilegrad[plot]'" in capsys.readouterr().err
+
+
+def test_markdown_page_keeps_the_hand_written_part(tmp_path, small_peaks):
+    from tilegrad.bench.markdown import KEEP
+    page = tmp_path / "RESULTS.md"
+    page.write_text(f"# old figures\n{KEEP}\n## Reading it\nhand-written notes\n")
+    assert main(TINY + ["--ops", "relu", "--devices", "cpu", "--markdown", str(page)]) == 0
+    text = page.read_text()
+    assert "old figures" not in text and text.count(KEEP) == 1
+    assert text.endswith("## Reading it\nhand-written notes\n")
+    assert "Produced by `tilegrad bench` itself" in text and "relu" in text and "peak cpu" in text
+
+
+def test_cuda_request_without_a_gpu_skips_cuda(capsys, small_peaks):
+    if tilegrad.cuda.is_available():
+        pytest.skip("a GPU is here")
+    assert main(TINY + ["--ops", "relu", "--devices", "cpu,cuda"]) == 0
+    assert "skipping cuda" in capsys.readouterr().err
+
+
+@pytest.mark.cuda
+def test_gpu_bench_has_speedup_and_crossover(tmp_path, small_peaks):
+    path = tmp_path / "gpu.json"
+    assert main(["bench", "--ops", "relu,matmul", "--sizes", "4096,65536", "--repeats", "2", "-q",
+                 "--devices", "cpu,cuda", "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert report["peaks"]["cuda"]["gbps"] > 0 and report["peaks"]["cuda"]["gflops"]["float32"] > 0
+    gpu = [c for c in report["cases"] if c["kind"] == "kernel" and c["device"] == "cuda" and c["impl"] == "tilegrad"]
+    assert gpu and all(c["speedup_vs_cpu"] > 0 for c in gpu)
+    assert {c["op"] for c in report["crossover"]} == {"relu", "matmul"}
+    assert all(s["transfer_s"] > 0 for c in report["crossover"] for s in c["sizes"])

@@ -1,27 +1,35 @@
-"""``tilegrad bench``: kernel throughput and per-op overhead, with peers measured in the same run.
+"""``tilegrad bench``: kernel throughput against the machine's peaks and against peers measured
+in the same run, the GPU's speedup and crossover, and the per-op overhead.
 
 Every case is first checked against a float64 NumPy answer (llm.c style); a wrong result, or an
 exception, is reported as FAILED with no time. Times are medians of repeated samples after a
-warm-up (``timing.measure``); flops and bytes come from the op table (``ops.OPS[op].cost``).
+warm-up (``timing.measure_together``; device events on a GPU), each call on the next of up to 16
+copies of the inputs (``runner.rotate_count``); flops and bytes come from the op table
+(``ops.OPS[op].cost``). Model cases (a training step of each example model) are not there yet.
 
-The report (``run()``'s return value, written by ``tilegrad bench --json FILE``), schema 1::
+The report (``run()``'s return value, written by ``tilegrad bench --json FILE``), schema 2::
 
     {
-      "schema": 1,                      # bumped when a key changes meaning or goes away
+      "schema": 2,                      # bumped when a key changes meaning or goes away
       "tilegrad": "0.1.0",
+      "date": "2026-11-21", "duration_s": float, "command": str,
       "machine": {"cpu": str, "cores": int, "usable_cores": int,
                   "loadavg": [float, float, float] | null, "platform": str, "python": str,
                   "numpy": str, "torch": str | null, "torch_threads": int | null,
                   "native_cpu": {"built": bool, ...tilegrad.backends.cpu.info()},
                   "env": {name: value},   # thread settings that were set: OMP_NUM_THREADS, ...
                   "cuda": null | {"name": str, "count": int, "cupy": str, "native": {...}}},
-      "settings": {"cases": [str], "sizes": "tiny"|"quick"|"full", "devices": [str],
-                   "repeats": int, "min_time_s": float, "seed": int, "interleave": bool},
+      "settings": {"cases": [str], "sizes": "tiny"|"quick"|"full"|[int], "devices": [str],
+                   "dtypes": [str], "peers": [str], "repeats": int, "min_time_s": float,
+                   "seed": int, "interleave": bool},
+      "peaks": {device: {"gflops": {dtype: float}, "gbps": float,
+                         "method": {"compute": str, "memory": str}}},
       "failed": int,                    # number of cases whose status is not "ok"
       "cases": [{
         "kind": "kernel" | "overhead",
         "op": str,                      # relu, add, softmax, matmul, sum | add, mul, relu
         "size": str,                    # "4M", "1024x4096", "512x512x512", "4x4"
+        "dtype": str,                   # "float32", ...
         "device": "cpu" | "cuda",
         "impl": "tilegrad" | "numpy" | "torch" | "cupy",
         "kernels": "native" | "reference" | null,   # tilegrad's kernel choice; null for peers
@@ -34,11 +42,21 @@ The report (``run()``'s return value, written by ``tilegrad bench --json FILE``)
         "ratios": {peer: float},        # tilegrad rows only: tilegrad time / peer time (kernel
                                         # cases: ratio of medians; overhead: median of paired ratios)
         # kernel cases also have:
-        "shapes": [[int]], "flops": float, "bytes": float,
+        "shapes": [[int]], "flops": float, "bytes": float, "rotate": int,  # input copies cycled
         "gflops": float | null, "gbps": float | null,
+        "intensity": float | null,      # flops / bytes
+        "bound": "memory" | "compute" | null,       # against the device's peak flops / peak bandwidth
+        "pct_peak": float | null,       # per cent of the roofline at this intensity
+        "speedup_vs_cpu": float | null, # cuda rows: the same impl's CPU time / this time
         "native_kernel": bool,          # tilegrad/native rows: the backend has its own kernel
-      }]
+      }],
+      "crossover": [{"op": str, "dtype": str,
+                     "size": str | null,                   # smallest size where GPU + transfer < CPU
+                     "size_without_transfer": str | null,  # same, kernel time alone
+                     "sizes": [{"size": str, "cpu_s": float, "gpu_s": float, "transfer_s": float,
+                                "gpu_total_s": float}]}]   # empty without both devices
     }
 """
 from .cases import KERNEL_OPS, SIZES, SPECS  # noqa: F401
+from .peers import PEERS  # noqa: F401
 from .runner import ALL_CASES, SCHEMA, available_devices, run  # noqa: F401

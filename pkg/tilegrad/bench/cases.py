@@ -1,6 +1,6 @@
 """The kernel cases of the bench: what each op computes, through tilegrad's public API and
-through each peer, at which sizes, and how close a float32 result must be to the float64
-NumPy answer.
+through each peer, at which sizes, and how close a result must be to the float64 NumPy answer
+(the dtype's tolerance from ``tilegrad.testing.TOLERANCES``, widened for long sums).
 
 Each ``OpSpec.array(xp, *arrays)`` is written against ``xp``: it is the NumPy peer, the CuPy
 peer on a GPU, and, run on float64 copies of the inputs, the oracle every result is checked
@@ -11,22 +11,25 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from tilegrad import testing
+
 
 class OpSpec(NamedTuple):
     name: str           # the bench's name for the case (``--ops``)
     table: str          # the op-table entry whose ``cost()`` gives flops and bytes
     kernel: str         # the backend kernel the op's forward calls
-    inputs: Callable    # (rng, size) -> tuple of float32 NumPy arrays
+    inputs: Callable    # (rng, size) -> tuple of float64 NumPy arrays (cast to the dtype benched)
     params: Callable    # size -> extra arguments of the op's cost() after the arrays
     tilegrad: Callable  # (*tensors) -> Tensor, through tilegrad's public API
     array: Callable     # (xp, *arrays) -> array: the NumPy/CuPy peer and the float64 oracle
     torch: Callable     # (torch, *tensors) -> tensor
-    tol: Callable       # size -> (rtol, atol) of a float32 result against the float64 oracle
+    tol: Callable       # (size, dtype) -> (rtol, atol) of a result against the float64 oracle
     label: Callable     # size -> text for the table
+    from_n: Callable    # N of ``--sizes N,...`` -> this op's size (elements, or a shape)
 
 
 def _randn(rng, shape):
-    return rng.standard_normal(shape, dtype=np.float32)
+    return rng.standard_normal(shape)
 
 
 def _softmax(xp, x):
@@ -45,7 +48,22 @@ def _count_label(n):
     return str(n)
 
 
-_F32 = (1e-4, 1e-5)
+def _tol(grow=lambda size: 1.0):
+    """The dtype's tolerance, atol widened by ``grow(size)`` (rounding of long sums grows like the
+    square root of their length)."""
+    def tol(size, dtype):
+        rtol, atol = testing.tolerance(dtype)
+        return rtol, atol * grow(size)
+    return tol
+
+
+def _rows_of_1024(n):
+    """N elements as rows of up to 1024 (softmax along the last dim)."""
+    cols = min(n, 1024)
+    return (max(1, n // cols), cols)
+
+
+_ELEMENTWISE = dict(tol=_tol(), label=_count_label, from_n=int)
 
 SPECS = {
     "relu": OpSpec(
@@ -55,8 +73,7 @@ SPECS = {
         tilegrad=lambda x: x.relu(),
         array=lambda xp, x: xp.maximum(x, x.dtype.type(0)),
         torch=lambda torch, x: torch.relu(x),
-        tol=lambda n: _F32,
-        label=_count_label),
+        **_ELEMENTWISE),
     "add": OpSpec(
         "add", "Add", "add",
         inputs=lambda rng, n: (_randn(rng, (n,)), _randn(rng, (n,))),
@@ -64,8 +81,7 @@ SPECS = {
         tilegrad=lambda a, b: a + b,
         array=lambda xp, a, b: a + b,
         torch=lambda torch, a, b: a + b,
-        tol=lambda n: _F32,
-        label=_count_label),
+        **_ELEMENTWISE),
     "softmax": OpSpec(
         "softmax", "Softmax", "softmax",
         inputs=lambda rng, shape: (_randn(rng, shape),),
@@ -73,8 +89,7 @@ SPECS = {
         tilegrad=lambda x: x.softmax(-1),
         array=_softmax,
         torch=lambda torch, x: torch.softmax(x, -1),
-        tol=lambda shape: (1e-4, 1e-6),
-        label=_shape_label),
+        tol=_tol(), label=_shape_label, from_n=_rows_of_1024),
     "matmul": OpSpec(
         "matmul", "MatMul", "matmul",
         inputs=lambda rng, n: (_randn(rng, (n, n)), _randn(rng, (n, n))),
@@ -82,9 +97,8 @@ SPECS = {
         tilegrad=lambda a, b: a @ b,
         array=lambda xp, a, b: a @ b,
         torch=lambda torch, a, b: a @ b,
-        # float32 dot products of length n drift like sqrt(n) roundings of terms of size ~1
-        tol=lambda n: (1e-4, 2e-5 * math.sqrt(n) * 4),
-        label=lambda n: f"{n}x{n}x{n}"),
+        # dot products of length n drift like sqrt(n) roundings of terms of size ~1
+        tol=_tol(lambda n: 8 * math.sqrt(n)), label=lambda n: f"{n}x{n}x{n}", from_n=int),
     "sum": OpSpec(
         "sum", "Sum", "sum",
         inputs=lambda rng, n: (_randn(rng, (n,)),),
@@ -92,14 +106,13 @@ SPECS = {
         tilegrad=lambda x: x.sum(),
         array=lambda xp, x: x.sum(),
         torch=lambda torch, x: x.sum(),
-        tol=lambda n: (1e-4, 1e-5 * math.sqrt(n)),
-        label=_count_label),
+        tol=_tol(math.sqrt), label=_count_label, from_n=int),
 }
 
 KERNEL_OPS = tuple(SPECS)
 
-# Sizes per op: elementwise and sum take an element count, softmax a (rows, cols) shape,
-# matmul the side of square matrices.
+# Sizes per op, smallest first: elementwise and sum take an element count, softmax a (rows, cols)
+# shape, matmul the side of square matrices. ``--sizes N,...`` maps each N through ``from_n``.
 SIZES = {
     "tiny": {"relu": [1000], "add": [1000], "softmax": [(8, 33)], "matmul": [16], "sum": [1000]},
     "quick": {"relu": [1 << 16, 1 << 22], "add": [1 << 16, 1 << 22], "softmax": [(256, 256), (1024, 4096)],
@@ -108,6 +121,13 @@ SIZES = {
              "softmax": [(64, 128), (1024, 1024), (4096, 4096), (256, 32768)],
              "matmul": [64, 256, 1024, 2048], "sum": [1 << 12, 1 << 16, 1 << 20, 1 << 24]},
 }
+
+
+def sizes_for(name, size_set):
+    """The sizes of op ``name``: a named set ("tiny", "quick", "full") or a list of N."""
+    if isinstance(size_set, str):
+        return SIZES[size_set][name]
+    return [SPECS[name].from_n(n) for n in size_set]
 
 
 def check(actual, expected, tol):

@@ -69,7 +69,8 @@ def _step(name, a, b, torch, repeats, min_time):
         records, timed = [], []
         for impl, mode, call, to_host, context in _variants(name, a, b, torch):
             record = {"kind": "overhead", "op": name, "size": "x".join(map(str, SHAPE)), "device": "cpu",
-                      "impl": impl, "kernels": "native" if impl == "tilegrad" else None, "mode": mode}
+                      "impl": impl, "kernels": "native" if impl == "tilegrad" else None, "mode": mode,
+                      "dtype": "float32"}
             error = _check(call, to_host, context, mode, expected)
             if error is None:
                 record.update(status="ok", error=None)
@@ -101,12 +102,13 @@ def _paired_ratios(records):
                 r["ratios"][peer] = paired_ratio(mine, other)
 
 
-def plan(repeats, min_time=2e-3):
+def plan(repeats, min_time=2e-3, peers=("numpy", "torch")):
     """(label, thunk) pairs, one per op; each thunk returns the op's case records (see
-    ``tilegrad.bench``)."""
+    ``tilegrad.bench``). PyTorch is timed when it is installed and in ``peers``; the NumPy floor
+    always."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal(SHAPE, dtype=np.float32)
     b = rng.standard_normal(SHAPE, dtype=np.float32)
-    torch = optional_torch()
+    torch = optional_torch() if "torch" in peers else None
     rounds = 3 * repeats  # short samples, many rounds: the paired ratios shrug off bursts of load
     return [(f"overhead {name}", _step(name, a, b, torch, rounds, min_time)) for name in OPS]

@@ -14,6 +14,10 @@ import numpy as np
 import tilegrad
 from tilegrad import testing
 
+from .timing import cuda_event_clock
+
+PEERS = ("numpy", "torch", "cupy")
+
 
 class Impl(NamedTuple):
     name: str               # "tilegrad", "numpy", "torch" or "cupy"
@@ -21,6 +25,7 @@ class Impl(NamedTuple):
     kernels: Optional[str]  # tilegrad's kernel choice ("native", "reference"); None for peers
     prepare: Callable       # (spec, arrays) -> (call, to_host)
     sync: Callable          # waits for queued device work (a no-op on the CPU)
+    clock: Optional[Callable] = None  # times a block of calls (device events on a GPU); None: host clock
 
     @property
     def is_peer(self):
@@ -46,6 +51,7 @@ def optional_torch():
 
 def _tilegrad_prepare(device):
     def prepare(spec, arrays):
+        # tilegrad.tensor copies: every prepared set of inputs is its own buffer
         tensors = [tilegrad.tensor(a, device=device) for a in arrays]
         return (lambda: spec.tilegrad(*tensors)), testing.to_numpy
     return prepare
@@ -68,21 +74,31 @@ def _torch_prepare(torch, device):
     return prepare
 
 
-def implementations(device):
+def _numpy_copy_prepare(spec, arrays):
+    return _numpy_prepare(spec, [np.array(a) for a in arrays])
+
+
+def implementations(device, peers=PEERS):
     """Every implementation that can run on ``device`` here: tilegrad's two kernel choices
-    first, then the peers."""
-    torch = optional_torch()
+    first, then the installed peers named in ``peers``. On a GPU every sample is read from device
+    events on the stream the implementation launches on."""
+    torch = optional_torch() if "torch" in peers else None
     if device == "cpu":
         found = [Impl("tilegrad", "cpu", "native", _tilegrad_prepare("cpu"), _no_sync),
-                 Impl("tilegrad", "cpu", "reference", _tilegrad_prepare("cpu"), _no_sync),
-                 Impl("numpy", "cpu", None, _numpy_prepare, _no_sync)]
+                 Impl("tilegrad", "cpu", "reference", _tilegrad_prepare("cpu"), _no_sync)]
+        if "numpy" in peers:
+            found.append(Impl("numpy", "cpu", None, _numpy_copy_prepare, _no_sync))
         if torch is not None:
             found.append(Impl("torch", "cpu", None, _torch_prepare(torch, "cpu"), _no_sync))
         return found
+    cp = tilegrad.cuda.require()
     sync = tilegrad.cuda.synchronize
-    found = [Impl("tilegrad", "cuda", "native", _tilegrad_prepare("cuda"), sync),
-             Impl("tilegrad", "cuda", "reference", _tilegrad_prepare("cuda"), sync),
-             Impl("cupy", "cuda", None, _cupy_prepare, sync)]
+    clock = cuda_event_clock(cp.cuda.Event, sync)
+    found = [Impl("tilegrad", "cuda", "native", _tilegrad_prepare("cuda"), sync, clock),
+             Impl("tilegrad", "cuda", "reference", _tilegrad_prepare("cuda"), sync, clock)]
+    if "cupy" in peers:
+        found.append(Impl("cupy", "cuda", None, _cupy_prepare, sync, clock))
     if torch is not None and torch.cuda.is_available():
-        found.append(Impl("torch", "cuda", None, _torch_prepare(torch, "cuda"), torch.cuda.synchronize))
+        torch_clock = cuda_event_clock(lambda: torch.cuda.Event(enable_timing=True), torch.cuda.synchronize)
+        found.append(Impl("torch", "cuda", None, _torch_prepare(torch, "cuda"), torch.cuda.synchronize, torch_clock))
     return found

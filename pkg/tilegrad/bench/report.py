@@ -35,21 +35,64 @@ def _kernels_label(r):
     return r["kernels"]
 
 
+def _pct(x):
+    return "-" if x is None else f"{x:.0f}%"
+
+
 def kernel_table(report):
     records = [r for r in report["cases"] if r["kind"] == "kernel"]
     if not records:
         return ""
     peers = sorted({r["impl"] for r in records if r["impl"] != "tilegrad"}, key=["numpy", "torch", "cupy"].index)
-    header = ["case", "size", "device", "impl", "kernels", "time", "GFLOP/s", "GB/s"] + [f"vs {p}" for p in peers]
+    gpu = any(r["device"] == "cuda" for r in records)
+    dtypes = len({r["dtype"] for r in records}) > 1
+    header = (["case", "size"] + (["dtype"] if dtypes else []) + ["device", "impl", "kernels", "time", "GFLOP/s",
+              "GB/s", "%peak", "bound"] + [f"vs {p}" for p in peers] + (["GPU/CPU"] if gpu else []))
     rows = []
     for r in records:
-        rows.append([r["op"], r["size"], r["device"], r["impl"], _kernels_label(r), _time(r["time_s"]),
-                     _num(r.get("gflops")), _num(r.get("gbps"))]
-                    + [_ratio(r["ratios"].get(p)) if r["impl"] == "tilegrad" else "" for p in peers])
-    notes = ["time: median per call; vs peer: tilegrad time / peer time (below 1 = tilegrad faster)."]
+        rows.append([r["op"], r["size"]] + ([r["dtype"]] if dtypes else [])
+                    + [r["device"], r["impl"], _kernels_label(r), _time(r["time_s"]), _num(r.get("gflops")),
+                       _num(r.get("gbps")), _pct(r.get("pct_peak")), r.get("bound") or "-"]
+                    + [_ratio(r["ratios"].get(p)) if r["impl"] == "tilegrad" else "" for p in peers]
+                    + ([_speedup(r) if r["device"] == "cuda" else ""] if gpu else []))
+    notes = ["time: median per call; vs peer: tilegrad time / peer time (below 1 = tilegrad faster).",
+             "%peak: throughput over the roofline at the case's flops/byte (min of the measured peak "
+             "GFLOP/s and intensity x peak GB/s); bound: below or above the balance point."]
+    if gpu:
+        notes.append("GPU/CPU: the same implementation's CPU time over its GPU time, without transfers "
+                     "(NumPy's for CuPy).")
     if any(_kernels_label(r) == "native*" for r in records):
         notes.append("native*: no native kernel for this op on this device yet; it ran the reference kernel.")
     return _table(header, rows) + "\n" + "\n".join(notes)
+
+
+def _speedup(r):
+    return "-" if r.get("speedup_vs_cpu") is None else f"{r['speedup_vs_cpu']:.3g}x"
+
+
+def peaks_lines(report):
+    lines = []
+    for device, p in report.get("peaks", {}).items():
+        flops = ", ".join(f"{v:.4g} GFLOP/s {k}" for k, v in p["gflops"].items()) or "no compute peak"
+        lines.append(f"peak {device}: {flops}; {p['gbps']:.4g} GB/s "
+                     f"({p['method']['compute']}; {p['method']['memory']})")
+    return "\n".join(lines)
+
+
+def crossover_table(report):
+    rows = []
+    for c in report.get("crossover", []):
+        for s in c["sizes"]:
+            wins = "yes" if s["gpu_total_s"] < s["cpu_s"] else "no"
+            rows.append([c["op"], c["dtype"], s["size"], _time(s["cpu_s"]), _time(s["gpu_s"]),
+                         _time(s["transfer_s"]), wins])
+    if not rows:
+        return ""
+    summary = [f"{c['op']} {c['dtype']}: the GPU pays from {c['size'] or 'no size run'} counting transfers "
+               f"(kernel alone: from {c['size_without_transfer'] or 'no size run'})"
+               for c in report["crossover"]]
+    header = ["case", "dtype", "size", "cpu", "gpu", "transfer", "gpu+transfer < cpu"]
+    return _table(header, rows) + "\n" + "\n".join(summary)
 
 
 def overhead_table(report):
@@ -74,7 +117,7 @@ def overhead_table(report):
 
 
 def failures(report):
-    return [f"FAILED {r['op']} {r['size']} {r['device']} {r['impl']}"
+    return [f"FAILED {r['op']} {r['size']} {r.get('dtype', 'float32')} {r['device']} {r['impl']}"
             + (f"/{r['kernels']}" if r["kernels"] else "") + (f" {r['mode']}" if r["mode"] else "")
             + f": {r['error']}" for r in report["cases"] if r["status"] != "ok"]
 
@@ -92,7 +135,11 @@ def machine_line(report):
 
 def text(report):
     parts = [machine_line(report)]
-    for title, body in (("Kernels", kernel_table(report)), ("Per-op overhead", overhead_table(report))):
+    if report.get("peaks"):
+        parts.append(peaks_lines(report))
+    for title, body in (("Kernels", kernel_table(report)), ("GPU crossover (tilegrad native kernels)",
+                                                            crossover_table(report)),
+                        ("Per-op overhead", overhead_table(report))):
         if body:
             parts += ["", f"## {title}", body]
     fails = failures(report)
