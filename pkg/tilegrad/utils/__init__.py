@@ -1,0 +1,2 @@
+"""``tilegrad.utils``: data loading (``tilegrad.utils.data``), as in ``torch.utils``."""
+from . import data  # noqa: F401
