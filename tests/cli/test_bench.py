@@ -57,6 +57,7 @@ def test_json_has_documented_keys_and_types(tiny_run):
             assert isinstance(c["gflops"], float) and isinstance(c["gbps"], float)
             assert c["bound"] in ("memory", "compute") and 0 < c["pct_peak"]
             assert c["intensity"] == c["flops"] / c["bytes"] and 1 <= c["rotate"] <= 16
+            assert c["cache_resident"] is True  # tiny sizes
             assert c["speedup_vs_cpu"] is None  # CPU rows
     ops = {c["op"] for c in report["cases"] if c["kind"] == "kernel"}
     assert ops == {"relu", "add", "softmax", "matmul", "sum"}

@@ -43,6 +43,7 @@ The report (``run()``'s return value, written by ``tilegrad bench --json FILE``)
                                         # cases: ratio of medians; overhead: median of paired ratios)
         # kernel cases also have:
         "shapes": [[int]], "flops": float, "bytes": float, "rotate": int,  # input copies cycled
+        "cache_resident": bool,         # all those copies fit in the last-level cache
         "gflops": float | null, "gbps": float | null,
         "intensity": float | null,      # flops / bytes
         "bound": "memory" | "compute" | null,       # against the device's peak flops / peak bandwidth

@@ -44,7 +44,7 @@ def _best(fn, repeats, sync=None, clock=None):
     return measure(fn, repeats=repeats, sync=sync, warmup=1, min_time=0.02, clock=clock).best
 
 
-def cpu_peaks(dtypes=("float32",), repeats=5):
+def cpu_peaks(dtypes=("float32",), repeats=10):
     rng = np.random.default_rng(0)
     gflops = {}
     n = CPU_GEMM_N

@@ -52,12 +52,15 @@ def kernel_table(report):
     for r in records:
         rows.append([r["op"], r["size"]] + ([r["dtype"]] if dtypes else [])
                     + [r["device"], r["impl"], _kernels_label(r), _time(r["time_s"]), _num(r.get("gflops")),
-                       _num(r.get("gbps")), _pct(r.get("pct_peak")), r.get("bound") or "-"]
+                       _num(r.get("gbps")), _pct(r.get("pct_peak")) + ("c" if r.get("cache_resident") and r.get("pct_peak") else ""),
+                       r.get("bound") or "-"]
                     + [_ratio(r["ratios"].get(p)) if r["impl"] == "tilegrad" else "" for p in peers]
                     + ([_speedup(r) if r["device"] == "cuda" else ""] if gpu else []))
     notes = ["time: median per call; vs peer: tilegrad time / peer time (below 1 = tilegrad faster).",
              "%peak: throughput over the roofline at the case's flops/byte (min of the measured peak "
-             "GFLOP/s and intensity x peak GB/s); bound: below or above the balance point."]
+             "GFLOP/s and intensity x peak GB/s); bound: below or above the balance point;",
+             "c: all rotated input copies fit in the last-level cache, so a memory-bound case can pass 100% "
+             "of the DRAM roofline."]
     if gpu:
         notes.append("GPU/CPU: the same implementation's CPU time over its GPU time, without transfers "
                      "(NumPy's for CuPy).")

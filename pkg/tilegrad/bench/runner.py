@@ -73,7 +73,8 @@ def _kernel_step(spec, size, dtype, impls, arrays, expected, cost, repeats, min_
             record = {"kind": "kernel", "op": spec.name, "size": spec.label(size), "dtype": dtype,
                       "device": impl.device, "impl": impl.name, "kernels": impl.kernels, "mode": None,
                       "shapes": [list(a.shape) for a in arrays], "flops": float(cost.flops),
-                      "bytes": float(cost.bytes), "rotate": copies}
+                      "bytes": float(cost.bytes), "rotate": copies,
+                      "cache_resident": copies * sum(a.nbytes for a in arrays) < 2 * cache_bytes(device)}
             if impl.kernels == "native":
                 record["native_kernel"] = spec.kernel in native_kernel_names(impl.device)
             call, error = _check_impl(spec, size, dtype, impl, input_sets, expected)
