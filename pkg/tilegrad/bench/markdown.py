@@ -29,12 +29,14 @@ def _git(*args):
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def code_version():
-    """``commit abc1234`` (plus a note when tracked files have uncommitted changes), or None."""
+def code_version(outputs=()):
+    """``commit abc1234`` (plus a note when tracked files other than this run's ``outputs`` have
+    uncommitted changes), or None."""
     head = _git("rev-parse", "--short", "HEAD")
     if not head:
         return None
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                 *(f":(exclude){os.path.abspath(p)}" for p in outputs if p))
     return f"commit {head}" + (" with uncommitted changes in the working tree" if dirty else "")
 
 
@@ -50,18 +52,19 @@ def render(report, page_path, json_path=None, plot_path=None, kept=""):
     native = m["native_cpu"]
     isa = f"`tilegrad._cpu` built, {native.get('isa')} path chosen at run time" if native.get("built") \
         else "`tilegrad._cpu` not built"
+    env = "".join(f"{k}={v} " for k, v in m.get("env", {}).items())
     load = f" Load average at the start: {m['loadavg'][0]:.2f}." if m.get("loadavg") else ""
     lines = ["# Bench results", "", METHOD.format(repeats=s["repeats"]), "",
              f"## {' + '.join({'cpu': 'CPU', 'cuda': 'GPU'}[d] for d in s['devices'])}, {sizes} sizes (latest)",
-             "", f"- Date: {report.get('date', '?')}. Code: {code_version() or 'unknown'}; {isa}.",
+             "", f"- Date: {report.get('date', '?')}. Code: {code_version((page_path, json_path, plot_path)) or 'unknown'}; {isa}.",
              f"- Machine: {m['cpu']}, {m['usable_cores']} cores, {gpu}; Python {m['python']}, NumPy {m['numpy']}, "
              f"PyTorch {m['torch'] or 'absent'} (a bench-only peer)." + load,
-             "- Command, from the repository root:", "", "```", report.get("command", "tilegrad bench"), "```", ""]
+             "- Command, from the repository root:", "", "```", env + report.get("command", "tilegrad bench"), "```", ""]
     extra = []
     if json_path:
         extra.append(f"JSON: [{_link(json_path, page_path)}]({_link(json_path, page_path)})")
     if report.get("duration_s") is not None:
-        extra.append(f"the whole run took {report['duration_s']:.0f} s")
+        extra.append(f"the checked and timed steps took {report['duration_s']:.0f} s")
     if extra:
         lines += ["- " + "; ".join(extra) + ".", ""]
     if plot_path:
