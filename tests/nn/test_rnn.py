@@ -174,3 +174,13 @@ def test_matches_pytorch(seed, kind):
     flat = state if kind == "LSTM" else (state,)
     for a, b in zip(flat, flat_ref):
         np.testing.assert_allclose(np_of(a), b.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_dropout_between_layers_in_training():
+    tg.manual_seed(0)
+    lstm = nn.LSTM(3, 8, num_layers=2, dropout=0.5)
+    x = tg.randn(4, 2, 3)
+    a, b = lstm(x)[0], lstm(x)[0]
+    assert not np.allclose(np_of(a), np_of(b))  # a fresh dropout mask per call
+    single = nn.LSTM(3, 8, num_layers=1, dropout=0.5)  # nothing between layers to drop
+    np.testing.assert_array_equal(np_of(single(x)[0]), np_of(single(x)[0]))

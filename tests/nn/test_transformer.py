@@ -9,14 +9,7 @@ import tilegrad as tg
 import tilegrad.nn as nn
 from tilegrad.autograd import gradcheck
 
-try:
-    from tilegrad.nn import functional as F
-except ImportError:  # the functional module is another part of the package, landing separately
-    F = None
 
-needs_f = pytest.mark.skipif(
-    F is None or not all(hasattr(F, n) for n in ("linear", "layer_norm", "scaled_dot_product_attention")),
-    reason="tilegrad.nn.functional lacks linear, layer_norm or scaled_dot_product_attention")
 
 
 def np_of(t):
@@ -64,7 +57,6 @@ def encoder_layer_ref(layer, x, mask=None):
     return layer_norm_ref(x + ff(x), layer.norm2)
 
 
-@needs_f
 @pytest.mark.parametrize("need_weights", [True, False])
 def test_mha_matches_formula_with_masks(seed, need_weights):
     rng = np.random.default_rng(seed)
@@ -92,7 +84,6 @@ def test_mha_matches_formula_with_masks(seed, need_weights):
     np.testing.assert_allclose(np_of(w), ref_w, rtol=1e-9, atol=1e-12)
 
 
-@needs_f
 def test_mha_causal_batch_first_and_unbatched(seed):
     rng = np.random.default_rng(seed)
     m = nn.MultiheadAttention(6, 3, batch_first=True).double()
@@ -108,7 +99,6 @@ def test_mha_causal_batch_first_and_unbatched(seed):
     np.testing.assert_allclose(np_of(out), ref_out[:, 0], rtol=1e-9, atol=1e-12)
 
 
-@needs_f
 def test_mha_kdim_vdim_and_errors():
     m = nn.MultiheadAttention(8, 2, kdim=3, vdim=5)
     assert m.in_proj_weight is None and m.k_proj_weight.shape == (8, 3)
@@ -125,7 +115,6 @@ def test_mha_kdim_vdim_and_errors():
                                     key_padding_mask=tg.zeros(3, 2, dtype=tg.bool))
 
 
-@needs_f
 @pytest.mark.parametrize("need_weights", [True, False])
 def test_mha_gradcheck(need_weights):
     tg.manual_seed(5)
@@ -134,7 +123,6 @@ def test_mha_gradcheck(need_weights):
     assert gradcheck(lambda x, w, b: m(x, x, x, need_weights=need_weights)[0], (x, m.in_proj_weight, m.in_proj_bias))
 
 
-@needs_f
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_encoder_layer_matches_formula(seed, norm_first):
     rng = np.random.default_rng(seed)
@@ -148,7 +136,6 @@ def test_encoder_layer_matches_formula(seed, norm_first):
     np.testing.assert_allclose(np_of(out), encoder_layer_ref(layer, x, mask), rtol=1e-9, atol=1e-11)
 
 
-@needs_f
 def test_encoder_stacks_copies_and_final_norm(seed):
     tg.manual_seed(seed)
     layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
@@ -168,7 +155,6 @@ def test_encoder_stacks_copies_and_final_norm(seed):
 
 
 # ---- against PyTorch ------------------------------------------------------------------------
-@needs_f
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_mha_matches_pytorch(seed, batch_first):
     torch = pytest.importorskip("torch")
@@ -188,7 +174,6 @@ def test_mha_matches_pytorch(seed, batch_first):
     np.testing.assert_allclose(np_of(w), w_ref.detach().numpy(), rtol=1e-9, atol=1e-12)
 
 
-@needs_f
 @pytest.mark.parametrize("norm_first, activation", [(False, "relu"), (True, "gelu")])
 def test_encoder_matches_pytorch(seed, norm_first, activation):
     torch = pytest.importorskip("torch")
@@ -207,3 +192,16 @@ def test_encoder_matches_pytorch(seed, norm_first, activation):
     # PyTorch's eval fast path writes zeros at padded query positions; compare the real ones.
     keep = ~pad
     np.testing.assert_allclose(np_of(out)[keep], out_ref.detach().numpy()[keep], rtol=1e-9, atol=1e-11)
+
+
+def test_dropout_only_in_training(seed):
+    tg.manual_seed(seed)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.3)
+    mha = nn.MultiheadAttention(8, 2, dropout=0.3)
+    x = tg.randn(5, 2, 8)
+    assert not np.allclose(np_of(layer(x)), np_of(layer(x)))
+    assert not np.allclose(np_of(mha(x, x, x)[1]), np_of(mha(x, x, x)[1]))
+    layer.eval()
+    mha.eval()
+    np.testing.assert_array_equal(np_of(layer(x)), np_of(layer(x)))
+    np.testing.assert_allclose(np_of(mha(x, x, x, need_weights=False)[0]), np_of(mha(x, x, x)[0]), rtol=1e-5, atol=1e-6)

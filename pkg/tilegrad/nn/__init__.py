@@ -6,7 +6,6 @@
 
 ``tilegrad.nn.functional`` holds the functional forms the layers call.
 """
-from . import init  # noqa: F401
+from . import functional, init, utils  # noqa: F401
 from .parameter import Parameter  # noqa: F401
 from .modules import *  # noqa: F401,F403
-from .modules import __all__ as _modules_all  # noqa: F401

@@ -1,5 +1,6 @@
 """Activation modules. ReLU, Sigmoid, Tanh, Softmax and LogSoftmax use the Tensor methods
 (ops of the table already); the others call ``tilegrad.nn.functional``."""
+from .. import functional as F
 from .module import Module
 
 
@@ -22,7 +23,6 @@ class LeakyReLU(Module):
         self.inplace = inplace
 
     def forward(self, x):
-        from .. import functional as F
         return F.leaky_relu(x, self.negative_slope, self.inplace)
 
     def extra_repr(self):
@@ -39,7 +39,6 @@ class GELU(Module):
         self.approximate = approximate
 
     def forward(self, x):
-        from .. import functional as F
         return F.gelu(x, approximate=self.approximate)
 
     def extra_repr(self):
@@ -52,7 +51,6 @@ class SiLU(Module):
         self.inplace = inplace
 
     def forward(self, x):
-        from .. import functional as F
         return F.silu(x)
 
     def extra_repr(self):

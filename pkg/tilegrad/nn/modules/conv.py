@@ -2,7 +2,7 @@
 import math
 
 from ... import creation
-from .. import init
+from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
 
@@ -84,7 +84,6 @@ class Conv2d(_ConvNd):
                          padding_mode, False, device=device, dtype=dtype)
 
     def forward(self, x):
-        from .. import functional as F
         return self._batched(lambda b: F.conv2d(b, self.weight, self.bias, self.stride, self.padding, self.dilation,
                                                 self.groups), x)
 
@@ -106,6 +105,5 @@ class ConvTranspose2d(_ConvNd):
     def forward(self, x, output_size=None):
         if output_size is not None:
             raise NotImplementedError("ConvTranspose2d: output_size is not supported; pass output_padding instead")
-        from .. import functional as F
         return self._batched(lambda b: F.conv_transpose2d(b, self.weight, self.bias, self.stride, self.padding,
                                                           self.output_padding, self.groups, self.dilation), x)

@@ -1,4 +1,5 @@
 """``Dropout``: zeroes elements with probability p in training and scales the rest by 1/(1-p)."""
+from .. import functional as F
 from .module import Module
 
 
@@ -13,7 +14,6 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0:
             return x  # identity outside training: no op, no copy
-        from .. import functional as F
         return F.dropout(x, self.p, self.training, self.inplace)
 
     def extra_repr(self):

@@ -2,7 +2,7 @@
 import math
 
 from ... import creation
-from .. import init
+from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
 
@@ -43,7 +43,6 @@ class Linear(Module):
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear(in_features={self.in_features}): expected input with last dim "
                              f"{self.in_features}, got shape {tuple(x.shape)}")
-        from .. import functional as F
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):

@@ -1,6 +1,6 @@
 """Loss modules: hold the options (``reduction``, class ``weight``, ...) and call the functional
 form. CrossEntropyLoss and NLLLoss use the kernel-backed ``F.cross_entropy``/``F.nll_loss``."""
-from .. import losses_functional as L
+from .. import functional as F, losses_functional as L
 from .module import Module
 
 
@@ -32,7 +32,6 @@ class CrossEntropyLoss(_WeightedLoss):
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input, target):  # noqa: A002
-        from .. import functional as F
         return F.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
                                reduction=self.reduction, label_smoothing=self.label_smoothing)
 
@@ -45,7 +44,6 @@ class NLLLoss(_WeightedLoss):
         self.ignore_index = ignore_index
 
     def forward(self, input, target):  # noqa: A002
-        from .. import functional as F
         return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
 
 

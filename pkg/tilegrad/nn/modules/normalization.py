@@ -2,7 +2,7 @@
 statistics in eval, written here from tensor ops) and ``LayerNorm`` (over ``F.layer_norm``)."""
 from ... import creation, dtypes
 from ...autograd import no_grad
-from .. import init
+from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
 
@@ -122,7 +122,6 @@ class LayerNorm(Module):
         if tuple(x.shape[x.ndim - n:]) != self.normalized_shape or x.ndim < n:
             raise ValueError(f"LayerNorm({self.normalized_shape}): expected input with trailing dims "
                              f"{self.normalized_shape}, got shape {tuple(x.shape)}")
-        from .. import functional as F
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):

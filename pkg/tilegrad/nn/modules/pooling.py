@@ -1,4 +1,5 @@
 """Pooling modules over ``F.max_pool2d``, ``F.avg_pool2d`` and ``F.adaptive_avg_pool2d``."""
+from .. import functional as F
 from .module import Module
 
 
@@ -22,7 +23,6 @@ class MaxPool2d(Module):
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
     def forward(self, x):
-        from .. import functional as F
         return _batched(self, lambda b: F.max_pool2d(b, self.kernel_size, self.stride, self.padding, self.dilation,
                                                      ceil_mode=self.ceil_mode, return_indices=self.return_indices), x)
 
@@ -41,7 +41,6 @@ class AvgPool2d(Module):
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x):
-        from .. import functional as F
         return _batched(self, lambda b: F.avg_pool2d(b, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                                      self.count_include_pad, self.divisor_override), x)
 
@@ -57,7 +56,6 @@ class AdaptiveAvgPool2d(Module):
         self.output_size = output_size
 
     def forward(self, x):
-        from .. import functional as F
         return _batched(self, lambda b: F.adaptive_avg_pool2d(b, self.output_size), x)
 
     def extra_repr(self):

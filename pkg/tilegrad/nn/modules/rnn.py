@@ -9,7 +9,7 @@ import math
 
 from ... import creation
 from ...functional import cat, stack
-from .. import init
+from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
 
@@ -145,7 +145,6 @@ class RNNBase(Module):
                 c_n.append(c)
             layer_input = cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
             if self.dropout and self.training and layer < self.num_layers - 1:
-                from .. import functional as F
                 layer_input = F.dropout(layer_input, self.dropout, True)
         output, h_n = layer_input, stack(h_n)
         c_n = stack(c_n) if self.mode == "LSTM" else None

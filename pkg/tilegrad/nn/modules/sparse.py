@@ -1,7 +1,7 @@
 """``Embedding``: a lookup table from indices to rows of a weight matrix."""
 from ... import creation
 from ...autograd import no_grad
-from .. import init
+from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
 
@@ -49,7 +49,6 @@ class Embedding(Module):
         if indices.dtype.is_floating_point:
             raise TypeError(f"Embedding({self.num_embeddings}, {self.embedding_dim}): expected integer indices, "
                             f"got {indices.dtype}")
-        from .. import functional as F
         return F.embedding(indices, self.weight, self.padding_idx)
 
     def extra_repr(self):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ... import creation
 from ...tensor import Tensor, where
-from .. import init
+from .. import functional as F, init
 from ..parameter import Parameter
 from .activation import ReLU
 from .container import ModuleList
@@ -138,7 +138,6 @@ class MultiheadAttention(Module):
         v = _linear(value, w_v, b_v).reshape(S, N, H, D).permute(1, 2, 0, 3)
         mask = self._mask(attn_mask, key_padding_mask, is_causal, L, S, N, q.dtype, q.device)
         dropout_p = self.dropout if self.training else 0.0
-        from .. import functional as F
         weights = None
         if need_weights:
             scores = (q @ k.mT) * (1.0 / math.sqrt(D))
