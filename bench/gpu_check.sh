@@ -2,7 +2,7 @@
 # On a GPU machine, from the repository root: build both compiled modules, run the GPU tests
 # (op-table parity on the cuda backends, native CUDA kernels, device transfers), run them once
 # more under compute-sanitizer where it exists, and run the CPU+GPU bench. Logs go to $1
-# (default: $OUT if set, else /tmp/tilegrad-gpu-check); at most 8 files.
+# (default: $OUT if set, else /tmp/tilegrad-gpu-check): eight files at most.
 # Needs CuPy, pybind11 and nvcc already installed (no package registry is assumed).
 set -uo pipefail
 LOG="${1:-${OUT:-/tmp/tilegrad-gpu-check}}"
@@ -17,6 +17,9 @@ if ! TILEGRAD_CUDA=1 pip install --no-build-isolation --no-deps . > "$LOG/build.
 fi
 
 status=0
+tilegrad doctor >> "$LOG/machine.txt" 2>&1 || status=1
+tilegrad parity --backends cuda,cuda-reference > "$LOG/parity.txt" 2>&1 || status=1
+tail -n 5 "$LOG/parity.txt"
 python -m pytest -q -m cuda tests 2>&1 | tee "$LOG/pytest-cuda.log" | tail -n 30
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
@@ -26,6 +29,6 @@ if command -v compute-sanitizer > /dev/null; then
     tail -n 5 "$LOG/memcheck.log"
 fi
 
-tilegrad bench --devices cpu,cuda --json "$LOG/gpu-quick.json" 2>&1 | tee "$LOG/bench.txt" | tail -n 80
+tilegrad bench --devices cpu,cuda --json "$LOG/gpu-quick.json" --plot "$LOG/gpu-quick.png" 2>&1 | tee "$LOG/bench.txt" | tail -n 80
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 exit $status

@@ -1,10 +1,10 @@
 """``tilegrad``: the command line. ``tilegrad COMMAND --help`` lists a command's options:
 ``bench`` (throughput against peers), ``doctor`` (what is built and found), ``parity`` (error of
-every op against the float64 reference)."""
+every op against the float64 reference), ``train`` (train an example model)."""
 import argparse
 import sys
 
-from . import bench, doctor, parity
+from . import bench, doctor, parity, train
 
 
 def build_parser():
@@ -14,6 +14,7 @@ def build_parser():
     bench.add_parser(commands)
     doctor.add_parser(commands)
     parity.add_parser(commands)
+    train.add_parser(commands)
     return parser
 
 
