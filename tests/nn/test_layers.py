@@ -277,3 +277,27 @@ def test_embedding_lookup_and_padding_gradient():
     assert not pre.weight.requires_grad and pre(tg.tensor([1])).shape == (1, 2)
     with pytest.raises(TypeError, match="integer indices"):
         emb(tg.randn(2))
+
+
+def test_conv_transpose2d_gradcheck():
+    conv = double(nn.ConvTranspose2d(2, 2, 2, stride=2, padding=1, output_padding=1))
+    x = tg.randn(1, 2, 2, 3, dtype=tg.float64, requires_grad=True)
+    assert gradcheck(lambda x, w, b: conv(x), (x, conv.weight, conv.bias))
+
+
+def test_cnn_loads_a_pytorch_state_dict(seed):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(seed % 2**31)
+
+    def build(m):
+        return m.Sequential(m.Conv2d(3, 6, 3, padding=1), m.BatchNorm2d(6), m.ReLU(), m.MaxPool2d(2),
+                            m.Conv2d(6, 4, 3, groups=2), m.AdaptiveAvgPool2d(1), m.Flatten(), m.Linear(4, 5))
+    ref, mine = build(torch.nn).double(), build(nn).double()
+    x = np.random.default_rng(seed).standard_normal((2, 3, 9, 8))
+    ref(torch.tensor(x))  # one training step moves the running statistics away from their start
+    result = mine.load_state_dict(ref.state_dict())
+    assert not result.missing_keys and not result.unexpected_keys
+    assert mine[1].num_batches_tracked.item() == 1
+    ref.eval()
+    mine.eval()
+    np.testing.assert_allclose(np_of(mine(tg.tensor(x))), ref(torch.tensor(x)).detach().numpy(), rtol=1e-9, atol=1e-12)

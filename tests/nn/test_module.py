@@ -284,3 +284,23 @@ def test_deepcopy_and_pickle():
     x = tg.randn(2, 3)
     np.testing.assert_array_equal(loaded(x).detach().numpy(), net(x).detach().numpy())
     assert loaded.a.weight.requires_grad and isinstance(loaded.a.weight, nn.Parameter)
+
+
+@pytest.mark.cuda
+def test_module_moves_to_cuda_and_back():
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    x = tg.randn(5, 4)
+    expected = model(x).detach().numpy()
+    w = model[0].weight
+    assert model.cuda() is model
+    assert model[0].weight is w and w.device == "cuda:0" and model[2].running_mean.device == "cuda:0"
+    out = model(x.cuda())
+    out.sum().backward()
+    assert w.grad.device == "cuda:0"
+    np.testing.assert_allclose(out.detach().cpu().numpy(), expected, rtol=1e-4, atol=1e-5)
+    on_gpu = nn.Linear(4, 8, device="cuda")
+    assert on_gpu.weight.device == "cuda:0"
+    on_gpu.load_state_dict(model[0].cpu().state_dict())  # values cross devices on load
+    assert on_gpu.weight.device == "cuda:0"
+    np.testing.assert_array_equal(on_gpu.weight.detach().cpu().numpy(), w.detach().numpy())
