@@ -5,62 +5,14 @@ that are state but not trained, such as batch norm's running statistics) and sub
 Assigning an attribute routes the value to the right registry, as in PyTorch, so
 ``self.fc = Linear(3, 4)`` registers ``fc`` and its parameters appear as ``fc.weight``/``fc.bias``.
 """
-from collections import OrderedDict, namedtuple
-
-import numpy as np
+from collections import OrderedDict
 
 from ... import dtypes
 from ...autograd import no_grad
 from ...device import as_device
 from ...tensor import Tensor
 from ..parameter import Parameter
-
-
-class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
-    """What ``load_state_dict`` returns: keys the module wanted but did not get, and the reverse."""
-
-    def __repr__(self):
-        if not self.missing_keys and not self.unexpected_keys:
-            return "<All keys matched successfully>"
-        return super().__repr__()
-
-
-def _as_tensor(value, key):
-    """A state-dict value as a tilegrad Tensor: tilegrad tensors as they are; PyTorch tensors,
-    CuPy and NumPy arrays through DLPack or NumPy, so foreign checkpoints load."""
-    if isinstance(value, Tensor):
-        return value
-    if hasattr(value, "detach"):  # a PyTorch tensor: leave its autograd behind
-        value = value.detach().cpu()
-    if hasattr(value, "__dlpack__"):
-        from ...creation import from_dlpack
-        try:
-            return from_dlpack(value)
-        except (TypeError, RuntimeError, BufferError):
-            pass
-    try:
-        return Tensor(np.asarray(value))
-    except Exception:  # noqa: BLE001 - reported with the key below
-        raise TypeError(f"state_dict entry {key!r} is a {type(value).__name__}, not a tensor") from None
-
-
-def _parse_to(args, kwargs):
-    """(device, dtype) from ``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(tensor)``."""
-    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-    if kwargs:
-        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-    for a in args:
-        if isinstance(a, Tensor):
-            device, dtype = a.device, a.dtype
-        elif isinstance(a, (dtypes.DType, np.dtype)) or a in (float, int, bool):
-            dtype = a
-        else:
-            device = a
-    if dtype is not None:
-        dtype = dtypes.to_dtype(dtype)
-        if not dtype.is_floating_point:
-            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
-    return (as_device(device) if device is not None else None), dtype
+from .module_args import IncompatibleKeys, as_tensor, parse_to
 
 
 class Module:
@@ -299,7 +251,7 @@ class Module:
         for key, target in own.items():
             if key not in state_dict:
                 continue
-            value = _as_tensor(state_dict[key], key)
+            value = as_tensor(state_dict[key], key)
             if value.shape != target.shape:
                 errors.append(f"size mismatch for {key}: copying a param with shape {value.shape} from checkpoint, "
                               f"the shape in current model is {target.shape}.")
@@ -361,7 +313,7 @@ class Module:
 
     def to(self, *args, **kwargs):
         """``to(device)``, ``to(dtype)`` (floating parameters and buffers only), both, or ``to(tensor)``."""
-        device, dtype = _parse_to(args, kwargs)
+        device, dtype = parse_to(args, kwargs)
 
         def convert(t):
             if device is not None and t.device != device:
