@@ -273,3 +273,15 @@ def test_adagrad_state_exists_before_first_step():
     st = opt.state_dict()["state"][0]
     assert st["step"] == 0 and st["sum"].numpy().tolist() == [0.25] * 4
     assert math.isclose(opt.param_groups[0]["eps"], 1e-10)
+
+
+def test_works_with_nn_parameter():
+    nn = pytest.importorskip("tilegrad.nn")
+    if not hasattr(nn, "Parameter"):
+        pytest.skip("tilegrad.nn.Parameter is not there yet")
+    p = nn.Parameter(tg.tensor([1.0, -2.0]))
+    opt = optim.SGD([p], lr=0.5, momentum=0.9)
+    p.grad = tg.tensor([1.0, 1.0])
+    opt.step()
+    assert isinstance(p, nn.Parameter)
+    np.testing.assert_allclose(p.detach().numpy(), [0.5, -2.5])
