@@ -62,7 +62,7 @@ def _method(name):
     return fn
 
 
-_FUNCTIONS = ("add sub mul div pow neg abs exp log sqrt clamp clip maximum minimum relu sigmoid tanh softmax "
+_FUNCTIONS = ("add sub mul div pow neg abs exp log log1p sqrt clamp clip maximum minimum relu sigmoid tanh softmax "
               "log_softmax sum mean var std logsumexp max min amax amin argmax argmin matmul reshape transpose "
               "permute unsqueeze squeeze flatten eq ne lt le gt ge clone").split()
 globals().update({name: _method(name) for name in _FUNCTIONS})

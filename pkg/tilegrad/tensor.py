@@ -250,6 +250,7 @@ class Tensor(TensorBase, ShapeMethods):
 
     def exp(self): return E.Exp.apply(self._floating())  # noqa: E704
     def log(self): return E.Log.apply(self._floating())  # noqa: E704
+    def log1p(self): return E.Log1p.apply(self._floating())  # noqa: E704
     def sqrt(self): return E.Sqrt.apply(self._floating())  # noqa: E704
     def relu(self): return A.Relu.apply(self)  # noqa: E704
     def sigmoid(self): return A.Sigmoid.apply(self._floating())  # noqa: E704

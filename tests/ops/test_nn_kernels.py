@@ -146,7 +146,7 @@ def test_functional_errors_name_the_function():
     with pytest.raises(ValueError, match="conv2d"):
         F.conv2d(x, tg.randn(4, 2, 3, 3))
     with pytest.raises(ValueError, match="conv2d"):
-        F.conv2d(tg.randn(3, 5, 5), tg.randn(4, 3, 3, 3))
+        F.conv2d(tg.randn(5, 5), tg.randn(4, 3, 3, 3))
     with pytest.raises(ValueError, match="max_pool2d"):
         F.max_pool2d(x, 2, padding=2)
     with pytest.raises(ValueError, match="layer_norm"):

@@ -52,6 +52,7 @@ def ge(a, b): return _xp2(a, b).greater_equal(a, b)
 def neg(x): return xp_of(x).negative(x)
 def exp(x): return xp_of(x).exp(x)
 def log(x): return xp_of(x).log(x)
+def log1p(x): return xp_of(x).log1p(x)
 def sqrt(x): return xp_of(x).sqrt(x)
 def abs(x): return xp_of(x).abs(x)  # noqa: A001
 def sign(x): return xp_of(x).sign(x)

@@ -23,6 +23,19 @@ def _pair(v, name):
     return v
 
 
+def _unbatched(fn):
+    """Let a 4-d (N, C, H, W) function also take one unbatched (C, H, W) input, as PyTorch does."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(input, *args, **kwargs):  # noqa: A002
+        if isinstance(input, Tensor) and input.ndim == 3:
+            out = fn(input.unsqueeze(0), *args, **kwargs)
+            return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
+        return fn(input, *args, **kwargs)
+    return wrapper
+
+
 def _check(x, ndim, name, what="(N, C, H, W)"):
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__}")
@@ -155,6 +168,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 # ---- convolution and pooling --------------------------------------------------------------
+@_unbatched
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
     _check(input, 4, "conv2d")
     _check(weight, 4, "conv2d (weight)", "(out_channels, in_channels / groups, kH, kW)")
@@ -184,6 +198,7 @@ def _conv_padding(padding, kernel, stride, dilation):
     return _pair(padding, "padding")
 
 
+@_unbatched
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):  # noqa: A002
     _check(input, 4, "conv_transpose2d")
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
@@ -206,18 +221,21 @@ def _pool_args(input, kernel_size, stride, padding, name):
     return kernel, stride, padding
 
 
+@_unbatched
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):  # noqa: A002
     kernel, stride, padding = _pool_args(input, kernel_size, stride, padding, "max_pool2d")
     out, indices = C.MaxPool2d.apply(input, kernel, stride, padding, _pair(dilation, "dilation"), bool(ceil_mode))
     return (out, indices) if return_indices else out
 
 
+@_unbatched
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,  # noqa: A002
                divisor_override=None):
     kernel, stride, padding = _pool_args(input, kernel_size, stride, padding, "avg_pool2d")
     return C.AvgPool2d.apply(input, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override)
 
 
+@_unbatched
 def adaptive_avg_pool2d(input, output_size):  # noqa: A002
     """Average over the bins PyTorch uses: bin i spans [floor(i*H/out), ceil((i+1)*H/out))."""
     _check(input, 4, "adaptive_avg_pool2d")

@@ -220,6 +220,22 @@ class Log(Op):
 
 
 @op
+class Log1p(Op):
+    """log(1 + x), accurate for small x."""
+    samples = staticmethod(lambda rng: unary_samples(rng, lambda x: Log1p.apply(x), positive))
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.kernel("log1p", x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        return gy / (1 + x)
+
+
+@op
 class Sqrt(Op):
     samples = staticmethod(lambda rng: unary_samples(rng, lambda x: Sqrt.apply(x), positive))
 
