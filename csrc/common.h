@@ -69,6 +69,45 @@ inline MatmulDims matmul_dims(const char* fn, const Shape& a, const Shape& b, co
   return d;
 }
 
+// Softmax along `dim` of shape s, seen as (outer, n, inner) with n = s[dim].
+struct SoftmaxDims {
+  int64_t outer, n, inner;
+};
+
+inline SoftmaxDims softmax_dims(const char* fn, const Shape& s, int64_t dim) {
+  const int64_t nd = static_cast<int64_t>(s.size());
+  if (nd == 0 || dim < -nd || dim >= nd) {
+    throw py::value_error(std::string(fn) + ": dim " + std::to_string(dim) +
+                          " is out of range for shape " + shape_str(s) +
+                          (nd == 0 ? " (a 0-d array has no dim)" : ""));
+  }
+  const int64_t d = dim < 0 ? dim + nd : dim;
+  SoftmaxDims r{1, s[d], 1};
+  for (int64_t i = 0; i < d; ++i) r.outer *= s[i];
+  for (int64_t i = d + 1; i < nd; ++i) r.inner *= s[i];
+  return r;
+}
+
+// Layer norm over the last n_dims dims of x: (rows, n) and the shapes of the
+// per-row statistics (x's leading dims, then n_dims ones) and of weight/bias.
+struct NormDims {
+  int64_t rows, n;
+  Shape stat_shape, param_shape;
+};
+
+inline NormDims norm_dims(const char* fn, const Shape& x, int64_t n_dims) {
+  const int64_t nd = static_cast<int64_t>(x.size());
+  if (n_dims < 1 || n_dims > nd) {
+    throw py::value_error(std::string(fn) + ": n_dims must be in [1, x.ndim], got " +
+                          std::to_string(n_dims) + " for x " + shape_str(x));
+  }
+  NormDims r{1, 1, Shape(x.begin(), x.end() - n_dims), Shape(x.end() - n_dims, x.end())};
+  for (int64_t d : r.stat_shape) r.rows *= d;
+  for (int64_t d : r.param_shape) r.n *= d;
+  r.stat_shape.resize(x.size(), 1);
+  return r;
+}
+
 // True when the byte ranges [p, p + pn) and [q, q + qn) share a byte.
 inline bool overlaps(const void* p, int64_t pn, const void* q, int64_t qn) {
   if (pn <= 0 || qn <= 0) return false;

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tg_cpu.h"
+
 #define TG_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define TG_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 
@@ -19,6 +21,33 @@ void relu_avx512(const float* x, float* out, int64_t n);
 void relu_backward_generic(const float* x, const float* gy, float* out, int64_t n);
 void relu_backward_avx2(const float* x, const float* gy, float* out, int64_t n);
 void relu_backward_avx512(const float* x, const float* gy, float* out, int64_t n);
+
+// Serial bodies of the softmax, activation and layer-norm kernels, one table
+// per ISA (nn_body.h compiled in nn_generic.cpp, nn_avx2.cpp, nn_avx512.cpp);
+// the drivers in nn.cpp split the work across threads.
+struct NnKernels {
+  // rows x n, row-major.
+  void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t n, bool log);
+  // n rows of `cols` floats, row r at x + r * stride: softmax down each column.
+  void (*softmax_cols)(const float* x, float* y, int64_t n, int64_t stride, int64_t cols, bool log);
+  void (*softmax_backward_rows)(const float* y, const float* gy, float* gx, int64_t rows, int64_t n,
+                                bool log);
+  void (*softmax_backward_cols)(const float* y, const float* gy, float* gx, int64_t n,
+                                int64_t stride, int64_t cols, bool log);
+  void (*activation)(Act act, const float* x, float* out, int64_t n, float param);
+  void (*activation_backward)(Act act, const float* a, const float* gy, float* out, int64_t n,
+                              float param);
+  void (*layer_norm_rows)(const float* x, const float* w, const float* b, float* y, float* mean,
+                          float* rstd, int64_t rows, int64_t n, float eps);
+  // Adds this block's sums of gy * xhat and gy into gw_acc and gb_acc (n each).
+  void (*layer_norm_backward_rows)(const float* x, const float* w, const float* mean,
+                                   const float* rstd, const float* gy, float* gx, float* gw_acc,
+                                   float* gb_acc, int64_t rows, int64_t n);
+};
+
+NnKernels nn_kernels_generic();
+NnKernels nn_kernels_avx2();
+NnKernels nn_kernels_avx512();
 
 // GEMM micro-kernel: C[0:m, 0:n] (=|+=) Ap * Bp, where Ap is a packed
 // MR x kc sliver (column k holds MR consecutive floats) and Bp a packed

@@ -42,5 +42,39 @@ void relu_backward(const float* x, const float* gy, float* out, int64_t n);
 void matmul(const float* a, const float* b, float* c, int64_t batch,
             int64_t m, int64_t n, int64_t k);
 
+// ---- softmax, activations, layer norm (kernels/cpu/nn*.cpp) ---------------------------
+// x viewed as (outer, n, inner) with the softmax dim of size n: inner == 1 is a
+// contiguous row, inner > 1 a strided column (no transposing copy).
+
+// y = softmax(x) (log: log_softmax) along the middle axis. y may be x itself.
+void softmax(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, bool log);
+
+// softmax: gx = y * (gy - sum(gy * y)); log: gx = gy - exp(y) * sum(gy).
+// gx may be y or gy itself.
+void softmax_backward(const float* y, const float* gy, float* gx, int64_t outer, int64_t n,
+                      int64_t inner, bool log);
+
+// Elementwise activations. gelu is the exact (erf) form, gelu_tanh PyTorch's
+// approximate="tanh"; param is leaky_relu's negative slope (ignored otherwise).
+enum class Act : int { sigmoid = 0, tanh = 1, gelu = 2, gelu_tanh = 3, silu = 4, leaky_relu = 5 };
+
+// out = act(x); out may be x itself.
+void activation(Act act, const float* x, float* out, int64_t n, float param);
+
+// out = gy * act'(.): `a` is the forward output y for sigmoid and tanh, the
+// input x for the others. out may be a or gy itself.
+void activation_backward(Act act, const float* a, const float* gy, float* out, int64_t n,
+                         float param);
+
+// Layer norm over rows of n: y = (x - mean) * rstd [* w] [+ b], with mean and
+// rstd (one per row) written out. w, b may be null. Outputs overlap nothing.
+void layer_norm(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd,
+                int64_t rows, int64_t n, float eps);
+
+// gx (rows x n), and gw, gb (n): sums over rows of gy * xhat and gy. w may be
+// null (gw, gb are still computed). Outputs overlap nothing.
+void layer_norm_backward(const float* x, const float* w, const float* mean, const float* rstd,
+                         const float* gy, float* gx, float* gw, float* gb, int64_t rows, int64_t n);
+
 }  // namespace cpu
 }  // namespace tg

@@ -7,7 +7,7 @@ route everything else (other dtypes, shapes the kernel does not cover) to the re
 import numpy as np
 
 from . import reference
-from .native import F32, elementwise_covered, matmul_covered
+from .native import F32, elementwise_covered, layer_norm_covered, matmul_covered, softmax_covered
 
 try:
     from tilegrad import _cpu
@@ -15,11 +15,15 @@ except ImportError:  # no compiler at install time: everything runs on the refer
     _cpu = None
 
 KERNELS = dict(reference.KERNELS)
+REF = reference.KERNELS  # the reference kernels by name (the nn ones are not module attributes)
 
 
 # Below this many elements the native call's fixed cost (argument checks, GIL release) exceeds
 # the work, and NumPy's own loop is faster: measured crossover of relu on the AVX2 machine.
 SMALL = 4096
+# The same crossover for kernels with a transcendental per element (NumPy makes several passes
+# over the data for those, so the native call wins much earlier).
+SMALL_HEAVY = 1024
 
 
 def _f32c(a):
@@ -55,8 +59,141 @@ def matmul(a, b):
     return out
 
 
+def _cutoff(heavy):
+    return SMALL_HEAVY if heavy else SMALL  # read per call, so tests can lower the cutoffs
+
+
+def _unary(native, ref, heavy=True):
+    """out = native(x, out) for float32 x above the size cutoff, else the reference."""
+    def kernel(x):
+        if x.size < _cutoff(heavy) or x.dtype != F32:
+            return ref(x)
+        x = _f32c(x)
+        out = np.empty_like(x)
+        native(x, out)
+        return out
+    kernel.__name__ = getattr(ref, "__name__", "kernel")
+    return kernel
+
+
+def _binary(native, ref, heavy=True):
+    """out = native(a, gy, out) for float32 arrays of one shape, else the reference."""
+    def kernel(a, gy):
+        if a.size < _cutoff(heavy) or not elementwise_covered(a, gy):
+            return ref(a, gy)
+        a, gy = _f32c(a), _f32c(gy)
+        out = np.empty_like(a)
+        native(a, gy, out)
+        return out
+    kernel.__name__ = getattr(ref, "__name__", "kernel")
+    return kernel
+
+
+def _softmax(native, ref):
+    def kernel(x, dim):
+        if x.size < SMALL_HEAVY or not softmax_covered(x, dim):
+            return ref(x, dim)
+        x = _f32c(x)
+        out = np.empty_like(x)
+        native(x, dim, out)
+        return out
+    kernel.__name__ = getattr(ref, "__name__", "kernel")
+    return kernel
+
+
+def _softmax_backward(native, ref):
+    def kernel(y, gy, dim):
+        if y.size < SMALL_HEAVY or not (elementwise_covered(y, gy) and softmax_covered(y, dim)):
+            return ref(y, gy, dim)
+        y, gy = _f32c(y), _f32c(gy)
+        out = np.empty_like(y)
+        native(y, gy, dim, out)
+        return out
+    kernel.__name__ = getattr(ref, "__name__", "kernel")
+    return kernel
+
+
+def gelu(x, approximate):
+    if x.size < SMALL_HEAVY or x.dtype != F32 or approximate not in ("none", "tanh"):
+        return REF["gelu"](x, approximate)
+    x = _f32c(x)
+    out = np.empty_like(x)
+    _cpu.gelu(x, approximate, out)
+    return out
+
+
+def gelu_backward(x, gy, approximate):
+    if x.size < SMALL_HEAVY or not elementwise_covered(x, gy) or approximate not in ("none", "tanh"):
+        return REF["gelu_backward"](x, gy, approximate)
+    x, gy = _f32c(x), _f32c(gy)
+    out = np.empty_like(x)
+    _cpu.gelu_backward(x, gy, approximate, out)
+    return out
+
+
+def leaky_relu(x, slope):
+    if x.size < SMALL or x.dtype != F32:
+        return REF["leaky_relu"](x, slope)
+    x = _f32c(x)
+    out = np.empty_like(x)
+    _cpu.leaky_relu(x, slope, out)
+    return out
+
+
+def leaky_relu_backward(x, gy, slope):
+    if x.size < SMALL or not elementwise_covered(x, gy):
+        return REF["leaky_relu_backward"](x, gy, slope)
+    x, gy = _f32c(x), _f32c(gy)
+    out = np.empty_like(x)
+    _cpu.leaky_relu_backward(x, gy, slope, out)
+    return out
+
+
+def layer_norm(x, weight, bias, n_dims, eps):
+    if x.size < SMALL_HEAVY or not layer_norm_covered(x, n_dims, weight, bias):
+        return REF["layer_norm"](x, weight, bias, n_dims, eps)
+    x = _f32c(x)
+    weight = None if weight is None else _f32c(weight)
+    bias = None if bias is None else _f32c(bias)
+    stat_shape = x.shape[:x.ndim - n_dims] + (1,) * n_dims
+    y = np.empty_like(x)
+    mean = np.empty(stat_shape, F32)
+    rstd = np.empty(stat_shape, F32)
+    _cpu.layer_norm(x, weight, bias, n_dims, eps, y, mean, rstd)
+    return y, mean, rstd
+
+
+def layer_norm_backward(x, weight, mean, rstd, gy, n_dims):
+    stat_shape = x.shape[:x.ndim - n_dims] + (1,) * n_dims
+    if x.size < SMALL_HEAVY or not layer_norm_covered(x, n_dims, weight, None, gy) \
+            or mean.dtype != F32 or rstd.dtype != F32 or mean.shape != stat_shape or rstd.shape != stat_shape:
+        return REF["layer_norm_backward"](x, weight, mean, rstd, gy, n_dims)
+    x, gy, mean, rstd = _f32c(x), _f32c(gy), _f32c(mean), _f32c(rstd)
+    weight = None if weight is None else _f32c(weight)
+    gx = np.empty_like(x)
+    gweight = np.empty(x.shape[x.ndim - n_dims:], F32)
+    gbias = np.empty_like(gweight)
+    _cpu.layer_norm_backward(x, weight, mean, rstd, gy, n_dims, gx, gweight, gbias)
+    return gx, gweight, gbias
+
+
 if _cpu is not None:
-    KERNELS.update(relu=relu, relu_backward=relu_backward, matmul=matmul)
+    KERNELS.update(
+        relu=relu, relu_backward=relu_backward, matmul=matmul,
+        softmax=_softmax(_cpu.softmax, REF["softmax"]),
+        log_softmax=_softmax(_cpu.log_softmax, REF["log_softmax"]),
+        softmax_backward=_softmax_backward(_cpu.softmax_backward, REF["softmax_backward"]),
+        log_softmax_backward=_softmax_backward(_cpu.log_softmax_backward, REF["log_softmax_backward"]),
+        sigmoid=_unary(_cpu.sigmoid, REF["sigmoid"]),
+        sigmoid_backward=_binary(_cpu.sigmoid_backward, REF["sigmoid_backward"], heavy=False),
+        tanh=_unary(_cpu.tanh, REF["tanh"]),
+        tanh_backward=_binary(_cpu.tanh_backward, REF["tanh_backward"], heavy=False),
+        silu=_unary(_cpu.silu, REF["silu"]),
+        silu_backward=_binary(_cpu.silu_backward, REF["silu_backward"]),
+        gelu=gelu, gelu_backward=gelu_backward,
+        leaky_relu=leaky_relu, leaky_relu_backward=leaky_relu_backward,
+        layer_norm=layer_norm, layer_norm_backward=layer_norm_backward,
+    )
 
 
 def info():

@@ -18,3 +18,20 @@ def matmul_covered(a, b):
     """float32 2-D products and 3-D products with equal batches (no broadcasting, no vectors)."""
     return a.dtype == F32 and b.dtype == F32 and a.ndim == b.ndim and a.ndim in (2, 3) \
         and (a.ndim == 2 or a.shape[0] == b.shape[0])
+
+
+def softmax_covered(x, dim):
+    """float32 arrays of at least one dim, reduced along one int dim in range."""
+    return x.dtype == F32 and x.ndim >= 1 and isinstance(dim, (int, np.integer)) and -x.ndim <= dim < x.ndim
+
+
+def layer_norm_covered(x, n_dims, weight=None, bias=None, gy=None):
+    """float32 x normalised over its last 1..ndim dims; weight and bias None or float32 of the
+    normalised shape, gy None or float32 of x's shape (no broadcasting)."""
+    if x.dtype != F32 or not isinstance(n_dims, (int, np.integer)) or not 1 <= n_dims <= x.ndim:
+        return False
+    norm_shape = x.shape[x.ndim - n_dims:]
+    for p, shape in ((weight, norm_shape), (bias, norm_shape), (gy, x.shape)):
+        if p is not None and (p.dtype != F32 or p.shape != shape):
+            return False
+    return True

@@ -1,0 +1,34 @@
+// The avx512 table of the softmax, activation and layer-norm bodies (nn_body.h).
+// Compiled for avx512f,avx2,fma by the pragma below; called only after run-time dispatch (nn.cpp).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include "cpu_internal.h"
+
+// GCC 12 warns about the intentionally undefined pass-through operand inside
+// its own AVX-512 intrinsics (_mm512_undefined_ps); the warning is spurious.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+#define TG_VEC_AVX512
+#include "nn_body.h"
+#pragma GCC pop_options
+
+namespace tg {
+namespace cpu {
+
+NnKernels nn_kernels_avx512() {
+  return NnKernels{softmax_rows,    softmax_cols,        softmax_backward_rows, softmax_backward_cols,
+                   activation_body, activation_backward_body, layer_norm_rows,       layer_norm_backward_rows};
+}
+
+}  // namespace cpu
+}  // namespace tg
