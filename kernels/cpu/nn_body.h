@@ -199,9 +199,46 @@ void softmax_subpanel(const float* x, float* y, int64_t n, int64_t stride, int64
   }
 }
 
+// A full sub-panel: the vector count is a constant, so the loops unroll and the
+// accumulators stay in registers.
+template <int NV>
+void softmax_subpanel_full(const float* x, float* y, int64_t n, int64_t stride, bool log) {
+  VT m[NV], s[NV];
+  for (int v = 0; v < NV; ++v) {
+    m[v] = Vec::set1(kNegInf);
+    s[v] = Vec::set1(0.0f);
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = x + r * stride;
+    for (int v = 0; v < NV; ++v) m[v] = Vec::max(m[v], Vec::load(row + v * W));
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = x + r * stride;
+    float* out = y + r * stride;
+    for (int v = 0; v < NV; ++v) {
+      const VT e = vexp(Vec::sub(Vec::load(row + v * W), m[v]));
+      if (!log) Vec::store(out + v * W, e);
+      s[v] = Vec::add(s[v], e);
+    }
+  }
+  for (int v = 0; v < NV; ++v) s[v] = log ? lane_log(s[v]) : Vec::div(Vec::set1(1.0f), s[v]);
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = x + r * stride;
+    float* out = y + r * stride;
+    for (int v = 0; v < NV; ++v) {
+      Vec::store(out + v * W, log ? Vec::sub(Vec::sub(Vec::load(row + v * W), m[v]), s[v])
+                                  : Vec::mul(Vec::load(out + v * W), s[v]));
+    }
+  }
+}
+
 void softmax_cols(const float* x, float* y, int64_t n, int64_t stride, int64_t cols, bool log) {
   for (int64_t c = 0; c < cols; c += kPanel) {
-    softmax_subpanel(x + c, y + c, n, stride, cols - c < kPanel ? cols - c : kPanel, log);
+    if (cols - c >= kPanel) {
+      softmax_subpanel_full<kPanelVecs>(x + c, y + c, n, stride, log);
+    } else {
+      softmax_subpanel(x + c, y + c, n, stride, cols - c, log);
+    }
   }
 }
 
@@ -229,10 +266,39 @@ void softmax_backward_subpanel(const float* y, const float* gy, float* gx, int64
   }
 }
 
+template <int NV>
+void softmax_backward_subpanel_full(const float* y, const float* gy, float* gx, int64_t n,
+                                    int64_t stride, bool log) {
+  VT s[NV];
+  for (int v = 0; v < NV; ++v) s[v] = Vec::set1(0.0f);
+  for (int64_t r = 0; r < n; ++r) {
+    const float* yr = y + r * stride;
+    const float* gr = gy + r * stride;
+    for (int v = 0; v < NV; ++v) {
+      const VT g = Vec::load(gr + v * W);
+      s[v] = log ? Vec::add(s[v], g) : Vec::fma(g, Vec::load(yr + v * W), s[v]);
+    }
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    const float* yr = y + r * stride;
+    const float* gr = gy + r * stride;
+    float* out = gx + r * stride;
+    for (int v = 0; v < NV; ++v) {
+      const VT g = Vec::load(gr + v * W);
+      const VT yv = Vec::load(yr + v * W);
+      Vec::store(out + v * W, log ? Vec::fnma(vexp(yv), s[v], g) : Vec::mul(yv, Vec::sub(g, s[v])));
+    }
+  }
+}
+
 void softmax_backward_cols(const float* y, const float* gy, float* gx, int64_t n, int64_t stride,
                            int64_t cols, bool log) {
   for (int64_t c = 0; c < cols; c += kPanel) {
-    softmax_backward_subpanel(y + c, gy + c, gx + c, n, stride, cols - c < kPanel ? cols - c : kPanel, log);
+    if (cols - c >= kPanel) {
+      softmax_backward_subpanel_full<kPanelVecs>(y + c, gy + c, gx + c, n, stride, log);
+    } else {
+      softmax_backward_subpanel(y + c, gy + c, gx + c, n, stride, cols - c, log);
+    }
   }
 }
 
