@@ -101,6 +101,25 @@ void pack_b_sliver(const float* b, int64_t ldb, int64_t kc, int64_t cols, int nr
   }
 }
 
+// Packs B[0:kc, 0:cols] (row stride ldb) into NR-wide slivers, zero-padded,
+// reading B row by row (each row of the strip is one contiguous run).
+void pack_b_strip(const float* b, int64_t ldb, int64_t kc, int64_t cols, int nr, float* dst) {
+  const int64_t full = cols / nr;
+  const int64_t rest = cols - full * nr;
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* row = b + k * ldb;
+    float* d = dst + k * nr;
+    for (int64_t s = 0; s < full; ++s) {
+      std::memcpy(d + s * nr * kc, row + s * nr, static_cast<size_t>(nr) * sizeof(float));
+    }
+    if (rest > 0) {
+      float* e = d + full * nr * kc;
+      std::memcpy(e, row + full * nr, static_cast<size_t>(rest) * sizeof(float));
+      for (int64_t j = rest; j < nr; ++j) e[j] = 0.0f;
+    }
+  }
+}
+
 int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
 // Blocking of one GEMM and the scratch it needs: one shared B panel plus one
@@ -181,6 +200,74 @@ void gemm(const GemmKernel& kern, const Plan& plan, float* work, const float* a,
   }
 }
 
+// v2: independent (row group x column strip) tasks, each packing its own B
+// strip and A blocks for every K panel and finishing its C tile alone. No
+// barrier between tasks, and dynamic scheduling: on a shared machine a
+// preempted thread delays only its current task (v1's per-panel barriers
+// stall every thread for the scheduler's timeslice). The price is repacking:
+// B once per row group, A once per strip, so groups and strips stay as large
+// as the thread count allows.
+struct TaskPlan {
+  int64_t mc, kc, strip, group_blocks;  // group_blocks: MC row blocks per task
+  int threads;
+  size_t a_floats() const { return static_cast<size_t>(mc * kc); }
+  size_t per_thread() const { return a_floats() + static_cast<size_t>(kc * strip); }
+};
+
+constexpr int64_t kStrip = 512;  // columns per task: a KC x 512 B strip is 512 KiB (L2)
+
+TaskPlan make_task_plan(const GemmKernel& kern, int64_t m, int64_t n, int64_t k, int threads) {
+  TaskPlan p;
+  p.mc = std::max<int64_t>(kern.mr, kMcTarget / kern.mr * kern.mr);
+  p.kc = std::min(kKc, k);
+  p.strip = round_up(std::min(kStrip, n), kern.nr);
+  p.threads = threads;
+  const int64_t m_blocks = (m + p.mc - 1) / p.mc;
+  int64_t groups = 1;
+  const int64_t want = 4 * threads;  // enough tasks that a late one is a small share
+  auto strips = [&] { return (n + p.strip - 1) / p.strip; };
+  while (groups * strips() < want && groups < m_blocks) groups = std::min(m_blocks, groups * 2);
+  while (groups * strips() < want && p.strip > 4 * kern.nr) p.strip = round_up(p.strip / 2, kern.nr);
+  p.group_blocks = (m_blocks + groups - 1) / groups;
+  return p;
+}
+
+void gemm_tasks(const GemmKernel& kern, const TaskPlan& plan, float* work, const float* a,
+                const float* b, float* c, int64_t m, int64_t n, int64_t k) {
+  const int mr = kern.mr;
+  const int nr = kern.nr;
+  const int64_t group_rows = plan.group_blocks * plan.mc;
+  const int64_t groups = (m + group_rows - 1) / group_rows;
+  const int64_t n_strips = (n + plan.strip - 1) / plan.strip;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(plan.threads) if (plan.threads > 1)
+  for (int64_t t = 0; t < groups * n_strips; ++t) {
+    const int tid = plan.threads > 1 ? omp_get_thread_num() : 0;
+    float* apack = work + static_cast<size_t>(tid) * plan.per_thread();
+    float* bpack = apack + plan.a_floats();
+    const int64_t g0 = (t / n_strips) * group_rows;
+    const int64_t g1 = std::min(m, g0 + group_rows);
+    const int64_t j0 = (t % n_strips) * plan.strip;
+    const int64_t cols = std::min(plan.strip, n - j0);
+    const int64_t slivers = (cols + nr - 1) / nr;
+    for (int64_t pc = 0; pc < k; pc += plan.kc) {
+      const int64_t kc = std::min(plan.kc, k - pc);
+      pack_b_strip(b + pc * n + j0, n, kc, cols, nr, bpack);
+      for (int64_t i0 = g0; i0 < g1; i0 += plan.mc) {
+        const int64_t rows = std::min(plan.mc, g1 - i0);
+        pack_a(a + i0 * k + pc, k, rows, kc, mr, apack);
+        for (int64_t s = 0; s < slivers; ++s) {
+          const int w = static_cast<int>(std::min<int64_t>(nr, cols - s * nr));
+          const float* bp = bpack + s * nr * kc;
+          for (int64_t ir = 0; ir < rows; ir += mr) {
+            const int r = static_cast<int>(std::min<int64_t>(mr, rows - ir));
+            kern.fn(kc, apack + ir * kc, bp, c + (i0 + ir) * n + j0 + s * nr, n, r, w, pc > 0);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 GemmKernel gemm_kernel_generic() { return GemmKernel{kGenMr, kGenNr, gemm_generic_4x8}; }
@@ -207,10 +294,18 @@ void matmul(const float* a, const float* b, float* c, int64_t batch, int64_t m, 
     }
     return;
   }
-  const Plan plan = make_plan(kern, n, k, work >= kParallelMinWork ? threads : 1);
-  float* ws = scratch().get(plan.floats());
+  if (work < kParallelMinWork) {  // small: v1 on one thread
+    const Plan plan = make_plan(kern, n, k, 1);
+    float* ws = scratch().get(plan.floats());
+    for (int64_t i = 0; i < batch; ++i) {
+      gemm(kern, plan, ws, a + i * m * k, b + i * k * n, c + i * m * n, m, n, k);
+    }
+    return;
+  }
+  const TaskPlan plan = make_task_plan(kern, m, n, k, threads);
+  float* ws = scratch().get(plan.per_thread() * static_cast<size_t>(threads));
   for (int64_t i = 0; i < batch; ++i) {
-    gemm(kern, plan, ws, a + i * m * k, b + i * k * n, c + i * m * n, m, n, k);
+    gemm_tasks(kern, plan, ws, a + i * m * k, b + i * k * n, c + i * m * n, m, n, k);
   }
 }
 

@@ -60,6 +60,8 @@ def test_matmul_ragged(rng, m, n):
         (1, 1, 1000),     # a dot product
         (512, 1, 64),     # matrix-vector
         (1, 4099, 3),     # a wide row
+        (1031, 1029, 260),  # several row groups x column strips (task-parallel path), all ragged
+        (7, 2051, 300),   # one row block, strips narrowed to feed the threads
     ],
 )
 def test_matmul_blocking_edges(rng, m, n, k):
