@@ -55,7 +55,7 @@ void softmax(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, 
   if (inner == 1) {
     const int64_t per = rows_per_task(n);
     const int64_t tasks = ceil_div(outer, per);
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic, 1) if (par)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t r0 = t * per;
       k.softmax_rows(x + r0 * n, y + r0 * n, std::min(per, outer - r0), n, log);
@@ -64,7 +64,7 @@ void softmax(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, 
   }
   const int64_t cols = panel_cols(n, inner);
   const int64_t blocks = ceil_div(inner, cols);
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic, 1) if (par)
   for (int64_t t = 0; t < outer * blocks; ++t) {
     const int64_t c0 = (t % blocks) * cols;
     const int64_t off = (t / blocks) * n * inner + c0;
@@ -80,7 +80,7 @@ void softmax_backward(const float* y, const float* gy, float* gx, int64_t outer,
   if (inner == 1) {
     const int64_t per = rows_per_task(n);
     const int64_t tasks = ceil_div(outer, per);
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic, 1) if (par)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t off = t * per * n;
       k.softmax_backward_rows(y + off, gy + off, gx + off, std::min(per, outer - t * per), n, log);
@@ -89,7 +89,7 @@ void softmax_backward(const float* y, const float* gy, float* gx, int64_t outer,
   }
   const int64_t cols = panel_cols(n, inner);
   const int64_t blocks = ceil_div(inner, cols);
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic, 1) if (par)
   for (int64_t t = 0; t < outer * blocks; ++t) {
     const int64_t c0 = (t % blocks) * cols;
     const int64_t off = (t / blocks) * n * inner + c0;
@@ -102,7 +102,7 @@ void activation(Act act, const float* x, float* out, int64_t n, float param) {
   const NnKernels& k = kernels();
   const int64_t tasks = ceil_div(n, kChunk);
   const bool par = n >= (is_cheap(act) ? kParallelMinCheap : kParallelMinHeavy);
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic, 1) if (par)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t i = t * kChunk;
     k.activation(act, x + i, out + i, std::min(kChunk, n - i), param);
@@ -116,7 +116,7 @@ void activation_backward(Act act, const float* a, const float* gy, float* out, i
   const int64_t tasks = ceil_div(n, kChunk);
   const bool heavy = act == Act::gelu || act == Act::gelu_tanh || act == Act::silu;
   const bool par = n >= (heavy ? kParallelMinHeavy : kParallelMinCheap);
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic, 1) if (par)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t i = t * kChunk;
     k.activation_backward(act, a + i, gy + i, out + i, std::min(kChunk, n - i), param);
@@ -134,7 +134,7 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, float*
   const NnKernels& k = kernels();
   const int64_t per = rows_per_task(n);
   const int64_t tasks = ceil_div(rows, per);
-#pragma omp parallel for schedule(static) if (rows * n >= kParallelMinHeavy)
+#pragma omp parallel for schedule(dynamic, 1) if (rows * n >= kParallelMinHeavy)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t r0 = t * per;
     k.layer_norm_rows(x + r0 * n, w, b, y + r0 * n, mean + r0, rstd + r0, std::min(per, rows - r0), n,
@@ -156,7 +156,9 @@ void layer_norm_backward(const float* x, const float* w, const float* mean, cons
     k.layer_norm_backward_rows(x, w, mean, rstd, gy, gx, gw, gb, rows, n);
     return;
   }
-  // Each thread sums gw, gb over its rows into its own buffer; then they are added up.
+  // Each thread sums gw, gb over its rows into its own buffer; then they are added up. The
+  // row split is static (not dynamic like the other kernels here) so that the sums, and so
+  // gweight and gbias, come out bit-identical from run to run.
   std::vector<float> acc(static_cast<size_t>(threads) * 2 * static_cast<size_t>(n), 0.0f);
 #pragma omp parallel num_threads(threads)
   {

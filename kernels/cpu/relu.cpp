@@ -15,7 +15,7 @@ constexpr int64_t kParallelMin = 1 << 18;      // below 1 MiB a fork/join costs 
 template <typename Body>
 void for_chunks(int64_t n, Body body) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, 1) if (n >= kParallelMin)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t begin = c * kChunk;
     body(begin, std::min(kChunk, n - begin));
