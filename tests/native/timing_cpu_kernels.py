@@ -1,0 +1,159 @@
+"""Quick timing of the tilegrad._cpu kernels against NumPy (the reference kernels) and PyTorch
+CPU, in one process so the three share the machine's state. Not a test (pytest does not collect
+it); the project's bench lives in tilegrad.bench.
+
+    python tests/native/timing_cpu_kernels.py [--repeats 30] [--only softmax,gelu,...]
+
+Prints the median time of each case and the GB/s equivalent (bytes read + written once). The
+native kernels run with a preallocated output ("native") and through the cpu backend, which
+allocates its output per call ("native+alloc"). PyTorch runs with as many threads as OpenMP.
+"""
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+from tilegrad import _cpu
+from tilegrad.backends import cpu as cpu_backend
+from tilegrad.backends import reference
+
+try:
+    import torch
+except ImportError:  # PyTorch is a bench-only peer
+    torch = None
+
+
+def median_time(fn, repeats):
+    fn()  # warm up (page faults, thread pool)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def cases(rng):
+    """(group, label, bytes moved, {peer: callable})."""
+    out = []
+    big = rng.standard_normal((4096, 4096), dtype=np.float32)
+    gy = rng.standard_normal(big.shape, dtype=np.float32)
+    buf = np.empty_like(big)
+    tb, tgy = (torch.from_numpy(big), torch.from_numpy(gy)) if torch else (None, None)
+    for dim in (1, 0):
+        for name in ("softmax", "log_softmax"):
+            native = getattr(_cpu, name)
+            y = cpu_backend.KERNELS[name](big, dim)
+            ty = torch.from_numpy(y) if torch else None
+            fns = {
+                "native": lambda n=native, d=dim: n(big, d, buf),
+                "native+alloc": lambda n=name, d=dim: cpu_backend.KERNELS[n](big, d),
+                "numpy": lambda n=name, d=dim: reference.KERNELS[n](big, d),
+            }
+            if torch:
+                fns["torch"] = lambda n=name, d=dim: getattr(torch, n)(tb, d)
+            out.append(("softmax", f"{name} 4096x4096 dim={dim}", 2 * big.nbytes, fns))
+            bname = name + "_backward"
+            fns = {
+                "native": lambda n=bname, d=dim: getattr(_cpu, n)(y, gy, d, buf),
+                "numpy": lambda n=bname, d=dim: reference.KERNELS[n](y, gy, d),
+            }
+            if torch:
+                if name == "softmax":
+                    fns["torch"] = lambda d=dim: torch._softmax_backward_data(tgy, ty, d, torch.float32)
+                else:
+                    fns["torch"] = lambda d=dim: torch._log_softmax_backward_data(tgy, ty, d, torch.float32)
+            out.append(("softmax", f"{bname} 4096x4096 dim={dim}", 3 * big.nbytes, fns))
+
+    n = 1 << 24
+    x = rng.standard_normal(n, dtype=np.float32)
+    g = rng.standard_normal(n, dtype=np.float32)
+    o = np.empty_like(x)
+    tx, tg = (torch.from_numpy(x), torch.from_numpy(g)) if torch else (None, None)
+    to = torch.from_numpy(o) if torch else None
+    F = torch.nn.functional if torch else None
+    out.append(("copy", "copy 16M", 2 * x.nbytes, {
+        "native": lambda: np.copyto(o, x), **({"torch": lambda: to.copy_(tx)} if torch else {})}))
+    acts = [
+        ("relu", lambda: _cpu.relu(x, o), lambda: reference.relu(x), lambda: torch.relu(tx)),
+        ("sigmoid", lambda: _cpu.sigmoid(x, o), lambda: reference.sigmoid(x), lambda: torch.sigmoid(tx, out=to)),
+        ("tanh", lambda: _cpu.tanh(x, o), lambda: reference.tanh(x), lambda: torch.tanh(tx, out=to)),
+        ("gelu", lambda: _cpu.gelu(x, "none", o), lambda: reference.KERNELS["gelu"](x, "none"),
+         lambda: F.gelu(tx)),
+        ("gelu tanh", lambda: _cpu.gelu(x, "tanh", o), lambda: reference.KERNELS["gelu"](x, "tanh"),
+         lambda: F.gelu(tx, approximate="tanh")),
+        ("silu", lambda: _cpu.silu(x, o), lambda: reference.KERNELS["silu"](x), lambda: F.silu(tx)),
+        ("leaky_relu", lambda: _cpu.leaky_relu(x, 0.01, o), lambda: reference.KERNELS["leaky_relu"](x, 0.01),
+         lambda: F.leaky_relu(tx, 0.01)),
+    ]
+    for name, nat, ref, tor in acts:
+        fns = {"native": nat, "numpy": ref}
+        if torch:
+            fns["torch"] = tor
+        out.append(("act", f"{name} 16M", 2 * x.nbytes, fns))
+    bwd = [
+        ("sigmoid_backward", lambda: _cpu.sigmoid_backward(x, g, o), lambda: reference.sigmoid_backward(x, g),
+         lambda: torch.ops.aten.sigmoid_backward(tg, tx)),
+        ("tanh_backward", lambda: _cpu.tanh_backward(x, g, o), lambda: reference.tanh_backward(x, g),
+         lambda: torch.ops.aten.tanh_backward(tg, tx)),
+        ("gelu_backward", lambda: _cpu.gelu_backward(x, g, "none", o),
+         lambda: reference.KERNELS["gelu_backward"](x, g, "none"),
+         lambda: torch.ops.aten.gelu_backward(tg, tx)),
+        ("silu_backward", lambda: _cpu.silu_backward(x, g, o), lambda: reference.KERNELS["silu_backward"](x, g),
+         lambda: torch.ops.aten.silu_backward(tg, tx)),
+    ]
+    for name, nat, ref, tor in bwd:
+        fns = {"native": nat, "numpy": ref}
+        if torch:
+            fns["torch"] = tor
+        out.append(("act", f"{name} 16M", 3 * x.nbytes, fns))
+
+    for rows, cols in ((8192, 1024), (2048, 4096)):
+        lx = rng.standard_normal((rows, cols), dtype=np.float32)
+        lw = rng.standard_normal(cols, dtype=np.float32)
+        lb = rng.standard_normal(cols, dtype=np.float32)
+        lg = rng.standard_normal((rows, cols), dtype=np.float32)
+        ly = np.empty_like(lx)
+        m = np.empty((rows, 1), np.float32)
+        r = np.empty((rows, 1), np.float32)
+        _cpu.layer_norm(lx, lw, lb, 1, 1e-5, ly, m, r)
+        gx, gw, gb = np.empty_like(lx), np.empty_like(lw), np.empty_like(lb)
+        fns = {"native": lambda: _cpu.layer_norm(lx, lw, lb, 1, 1e-5, ly, m, r),
+               "numpy": lambda: reference.KERNELS["layer_norm"](lx, lw, lb, 1, 1e-5)}
+        bfns = {"native": lambda: _cpu.layer_norm_backward(lx, lw, m, r, lg, 1, gx, gw, gb),
+                "numpy": lambda: reference.KERNELS["layer_norm_backward"](lx, lw, m, r, lg, 1)}
+        if torch:
+            tlx, tlw, tlb, tlg = (torch.from_numpy(a) for a in (lx, lw, lb, lg))
+            tm, tr = torch.from_numpy(m.reshape(rows, 1)), torch.from_numpy(r.reshape(rows, 1))
+            fns["torch"] = lambda: torch.native_layer_norm(tlx, (cols,), tlw, tlb, 1e-5)
+            bfns["torch"] = lambda: torch.ops.aten.native_layer_norm_backward(
+                tlg, tlx, (cols,), tm, tr, tlw, tlb, [True, True, True])
+        out.append(("layer_norm", f"layer_norm {rows}x{cols}", 2 * lx.nbytes, fns))
+        out.append(("layer_norm", f"layer_norm_backward {rows}x{cols}", 3 * lx.nbytes, bfns))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--only", default="", help="comma-separated groups: softmax,act,copy,layer_norm")
+    args = ap.parse_args()
+    threads = _cpu.num_threads()
+    if torch:
+        torch.set_num_threads(threads)
+    print(f"isa={_cpu.isa()} threads={threads} torch={torch.__version__ if torch else None} "
+          f"numpy={np.__version__} load={os.getloadavg()[0]:.2f} repeats={args.repeats}")
+    only = set(filter(None, args.only.split(",")))
+    for group, label, nbytes, fns in cases(np.random.default_rng(0)):
+        if only and group not in only:
+            continue
+        times = {k: median_time(f, args.repeats) for k, f in fns.items()}
+        cells = "  ".join(f"{k} {t * 1e3:7.2f} ms {nbytes / t / 1e9:5.1f} GB/s" for k, t in times.items())
+        ratios = "  ".join(f"x{times[p] / times['native']:.2f} vs {p}" for p in ("numpy", "torch") if p in times)
+        print(f"{label:38s} {cells}  | {ratios}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
