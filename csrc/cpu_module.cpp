@@ -298,6 +298,63 @@ void layer_norm_backward(const py::object& x_obj, const py::object& w_obj, const
   tg::cpu::layer_norm_backward(xp, wp, mp, rp, gyp, gxp, gwp, gbp, d.rows, d.n);
 }
 
+// ---- conv2d ---------------------------------------------------------------------------
+
+std::pair<int64_t, int64_t> check_pair(const char* fn, const char* name, const py::object& obj,
+                                       int64_t min) {
+  if (!(py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) || py::len(obj) != 2) {
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a pair of ints, got " +
+                         std::string(py::str(py::repr(obj))));
+  }
+  auto seq = py::reinterpret_borrow<py::sequence>(obj);
+  const int64_t a = check_int(fn, name, seq[0]);
+  const int64_t b = check_int(fn, name, seq[1]);
+  if (a < min || b < min) {
+    throw py::value_error(std::string(fn) + ": argument '" + name + "' must be >= " + std::to_string(min) +
+                          ", got (" + std::to_string(a) + ", " + std::to_string(b) + ")");
+  }
+  return {a, b};
+}
+
+void conv2d(const py::object& x_obj, const py::object& w_obj, const py::object& stride_obj,
+            const py::object& padding_obj, const py::object& dilation_obj, const py::object& groups_obj,
+            const py::object& out_obj) {
+  const char* fn = "tilegrad._cpu.conv2d";
+  Arg x = check_array(fn, "x", x_obj, false);
+  Arg w = check_array(fn, "w", w_obj, false);
+  const auto stride = check_pair(fn, "stride", stride_obj, 1);
+  const auto padding = check_pair(fn, "padding", padding_obj, 0);
+  const auto dilation = check_pair(fn, "dilation", dilation_obj, 1);
+  const int64_t groups = check_int(fn, "groups", groups_obj);
+  Arg out = check_array(fn, "out", out_obj, true);
+  const std::string got = " got x " + tg::glue::shape_str(x.shape) + ", w " + tg::glue::shape_str(w.shape);
+  if (x.shape.size() != 4 || w.shape.size() != 4) {
+    throw py::value_error(std::string(fn) + ": expected x (N, C, H, W) and w (O, C / groups, KH, KW);" + got);
+  }
+  if (groups < 1 || x.shape[1] % groups != 0 || w.shape[0] % groups != 0 || w.shape[1] * groups != x.shape[1]) {
+    throw py::value_error(std::string(fn) + ": groups=" + std::to_string(groups) +
+                          " must divide C and O, with w.shape[1] * groups == C;" + got);
+  }
+  tg::cpu::Conv2dGeom g{x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[2], w.shape[3],
+                        0, 0, stride.first, stride.second, padding.first, padding.second,
+                        dilation.first, dilation.second, groups};
+  const int64_t span_h = g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1;
+  const int64_t span_w = g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1;
+  if (span_h < 0 || span_w < 0) {
+    throw py::value_error(std::string(fn) + ": the (dilated) kernel is larger than the padded input;" + got);
+  }
+  g.oh = span_h / g.sh + 1;
+  g.ow = span_w / g.sw + 1;
+  const tg::glue::Shape want{g.n, g.o, g.oh, g.ow};
+  check_shape(fn, "out", out, want);
+  check_disjoint(fn, {{"out", &out}}, {{"x", &x}, {"w", &w}});
+  const float* xp = cdata(x);
+  const float* wp = cdata(w);
+  float* op = mdata(out);
+  py::gil_scoped_release nogil;
+  tg::cpu::conv2d(xp, wp, op, g);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cpu, m) {
@@ -386,6 +443,10 @@ PYBIND11_MODULE(_cpu, m) {
         py::arg("gbias"),
         "gx of x's shape; gweight, gbias of the normalised shape (sums of gy * xhat and gy over the "
         "leading dims, also when weight is None). Outputs share memory with nothing.");
+  m.def("conv2d", &conv2d, py::arg("x"), py::arg("w"), py::arg("stride"), py::arg("padding"),
+        py::arg("dilation"), py::arg("groups"), py::arg("out"),
+        "Cross-correlation of x (N, C, H, W) with w (O, C / groups, KH, KW) into out (N, O, OH, OW); "
+        "stride, padding, dilation are pairs of ints. out shares memory with neither input.");
   m.def("isa", [] { return std::string(tg::cpu::isa_name(tg::cpu::active_isa())); },
         "The CPU path the kernels run: 'avx512', 'avx2' or 'generic' (capped by TILEGRAD_CPU_ISA).");
   m.def("num_threads", &tg::cpu::num_threads, "OpenMP threads the kernels use.");

@@ -49,6 +49,10 @@ NnKernels nn_kernels_generic();
 NnKernels nn_kernels_avx2();
 NnKernels nn_kernels_avx512();
 
+// C = A @ B (row-major, densely packed) on the calling thread only, for
+// callers that parallelize outside (conv2d over images); scratch is per thread.
+void matmul_single_thread(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k);
+
 // GEMM micro-kernel: C[0:m, 0:n] (=|+=) Ap * Bp, where Ap is a packed
 // MR x kc sliver (column k holds MR consecutive floats) and Bp a packed
 // kc x NR sliver (row k holds NR consecutive floats), both zero-padded.

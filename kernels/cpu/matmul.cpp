@@ -272,6 +272,17 @@ void gemm_tasks(const GemmKernel& kern, const TaskPlan& plan, float* work, const
 
 GemmKernel gemm_kernel_generic() { return GemmKernel{kGenMr, kGenNr, gemm_generic_4x8}; }
 
+void matmul_single_thread(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    std::memset(c, 0, static_cast<size_t>(m * n) * sizeof(float));
+    return;
+  }
+  const GemmKernel kern = select_kernel();
+  const Plan plan = make_plan(kern, n, k, 1);
+  gemm(kern, plan, scratch().get(plan.floats()), a, b, c, m, n, k);
+}
+
 void matmul(const float* a, const float* b, float* c, int64_t batch, int64_t m, int64_t n,
             int64_t k) {
   if (batch <= 0 || m <= 0 || n <= 0) return;

@@ -76,5 +76,16 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, float*
 void layer_norm_backward(const float* x, const float* w, const float* mean, const float* rstd,
                          const float* gy, float* gx, float* gw, float* gb, int64_t rows, int64_t n);
 
+// ---- 2-D convolution (kernels/cpu/conv.cpp) --------------------------------------------
+
+// NCHW input (n, c, h, w), OIHW weight (o, c / groups, kh, kw), output (n, o, oh, ow) with
+// oh = (h + 2 ph - dh (kh - 1) - 1) / sh + 1 (likewise ow). The caller checks the geometry.
+struct Conv2dGeom {
+  int64_t n, c, h, w, o, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups;
+};
+
+// Cross-correlation, im2col into a reused workspace + matmul. y overlaps nothing.
+void conv2d(const float* x, const float* w, float* y, const Conv2dGeom& g);
+
 }  // namespace cpu
 }  // namespace tg

@@ -52,6 +52,8 @@ CPU_GOOD = {
     "layer_norm_backward": lambda: {"x": f32(2, 3, 4), "weight": f32(3, 4), "mean": f32(2, 1, 1),
                                     "rstd": f32(2, 1, 1), "gy": f32(2, 3, 4), "n_dims": 2,
                                     "gx": f32(2, 3, 4), "gweight": f32(3, 4), "gbias": f32(3, 4)},
+    "conv2d": lambda: {"x": f32(2, 4, 5, 6), "w": f32(6, 2, 3, 2), "stride": (1, 2), "padding": (1, 0),
+                       "dilation": (1, 1), "groups": 2, "out": f32(2, 6, 5, 3)},
 }
 # Outputs by function (default: "out"); array arguments are the ndarray-valued ones.
 CPU_OUTS = {"layer_norm": ("y", "mean", "rstd"), "layer_norm_backward": ("gx", "gweight", "gbias")}
@@ -333,6 +335,39 @@ def test_cpu_new_elementwise_partial_overlap_and_in_place(fn):
         call_cpu(fn, args)
     args["out"] = args[first]  # exactly in place is fine
     call_cpu(fn, args)
+
+
+@needs_cpu
+def test_cpu_conv2d_geometry():
+    def call(**changes):
+        args = CPU_GOOD["conv2d"]()
+        args.update(changes)
+        call_cpu("conv2d", args)
+
+    call()
+    for name, bad in [("stride", (0, 1)), ("dilation", (1, 0)), ("padding", (-1, 0))]:
+        with raises_naming(ValueError, "conv2d", "_cpu", f"'{name}'", ">="):
+            call(**{name: bad})
+    for name, bad in [("stride", 1), ("padding", (1, 1, 1)), ("dilation", "11"), ("stride", (1.0, 1))]:
+        with raises_naming(TypeError, "conv2d", "_cpu", f"'{name}'"):
+            call(**{name: bad})
+    for groups in (0, 3, 4):
+        with raises_naming(ValueError, "conv2d", "_cpu", "groups", "(2, 4, 5, 6)"):
+            call(groups=groups)
+    with raises_naming(TypeError, "conv2d", "_cpu", "'groups'", "int"):
+        call(groups=2.0)
+    with raises_naming(ValueError, "conv2d", "_cpu", "(N, C, H, W)"):
+        call(x=f32(4, 5, 6))
+    with raises_naming(ValueError, "conv2d", "_cpu", "larger than the padded input"):
+        call(w=f32(6, 2, 9, 2))
+    with raises_naming(ValueError, "conv2d", "_cpu", "'out'", "(2, 6, 5, 3)"):
+        call(out=f32(2, 6, 5, 4))
+    args = CPU_GOOD["conv2d"]()
+    flat = np.zeros(400, np.float32)
+    args["x"] = flat[:240].reshape(2, 4, 5, 6)
+    args["out"] = flat[200:380].reshape(2, 6, 5, 3)
+    with raises_naming(ValueError, "conv2d", "_cpu", "'out'", "'x'", "share memory"):
+        call_cpu("conv2d", args)
 
 
 class SubArray(np.ndarray):

@@ -14,7 +14,8 @@ from tilegrad.ops.base import Sample
 pytestmark = pytest.mark.skipif(cpu._cpu is None, reason="tilegrad._cpu was not built")
 
 # The ops whose forward or backward call a kernel that the cpu backend overrides.
-NATIVE_OPS = ["Relu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "LeakyRelu", "Gelu", "Silu", "LayerNorm"]
+NATIVE_OPS = ["Relu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "LeakyRelu", "Gelu", "Silu", "LayerNorm",
+              "Conv2d", "ConvTranspose2d"]
 CASES = [(name, i) for name in NATIVE_OPS if name in ops.OPS
          for i in range(len(ops.OPS[name].samples(np.random.default_rng(0))))]
 
@@ -41,7 +42,7 @@ def test_every_overridden_kernel_is_covered():
     names = set(cpu.KERNELS) - {"matmul"}
     overridden = {n for n in names if cpu.KERNELS[n] is not cpu.reference.KERNELS[n]}
     assert overridden >= {"softmax", "log_softmax", "sigmoid", "tanh", "gelu", "silu", "leaky_relu",
-                          "layer_norm"}, overridden
+                          "layer_norm", "conv2d"}, overridden
 
 
 @pytest.mark.usefixtures("no_cutoffs")

@@ -4,7 +4,8 @@ it); the project's bench lives in tilegrad.bench.
 
     python tests/native/timing_cpu_kernels.py [--repeats 30] [--only softmax,gelu,...]
 
-Prints the median time of each case and the GB/s equivalent (bytes read + written once). The
+Prints the median time of each case and the GB/s equivalent (bytes read + written once; for the
+conv cases the column is GFLOP/s divided by 10). The
 native kernels run with a preallocated output ("native") and through the cpu backend, which
 allocates its output per call ("native+alloc"). PyTorch runs with as many threads as OpenMP.
 """
@@ -132,13 +133,28 @@ def cases(rng):
                 tlg, tlx, (cols,), tm, tr, tlw, tlb, [True, True, True])
         out.append(("layer_norm", f"layer_norm {rows}x{cols}", 2 * lx.nbytes, fns))
         out.append(("layer_norm", f"layer_norm_backward {rows}x{cols}", 3 * lx.nbytes, bfns))
+    for xs, ws, pad in (((16, 64, 56, 56), (64, 64, 3, 3), 1), ((64, 3, 32, 32), (32, 3, 3, 3), 1),
+                        ((16, 256, 14, 14), (256, 256, 1, 1), 0)):
+        cx = rng.standard_normal(xs, dtype=np.float32)
+        cw = rng.standard_normal(ws, dtype=np.float32)
+        oh = xs[2] + 2 * pad - ws[2] + 1
+        co = np.empty((xs[0], ws[0], oh, oh), np.float32)
+        geo = ((1, 1), (pad, pad), (1, 1), 1)
+        fns = {"native": lambda cx=cx, cw=cw, co=co, g=geo: _cpu.conv2d(cx, cw, *g, co),
+               "numpy": lambda cx=cx, cw=cw, g=geo: reference.KERNELS["conv2d"](cx, cw, *g)}
+        if torch:
+            tcx, tcw = torch.from_numpy(cx), torch.from_numpy(cw)
+            fns["torch"] = lambda tcx=tcx, tcw=tcw, pad=pad: F.conv2d(tcx, tcw, padding=pad)
+        flops = 2 * co.size * ws[1] * ws[2] * ws[3]
+        # bytes: x, w read and y written once; the report's GB/s column then reads as GFLOP/s / 10
+        out.append(("conv", f"conv2d x{xs} w{ws} ({flops / 1e9:.2f} GFLOP)", flops / 10, fns))
     return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--only", default="", help="comma-separated groups: softmax,act,copy,layer_norm")
+    ap.add_argument("--only", default="", help="comma-separated groups: softmax,act,copy,layer_norm,conv")
     args = ap.parse_args()
     threads = _cpu.num_threads()
     if torch:

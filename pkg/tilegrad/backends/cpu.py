@@ -178,6 +178,28 @@ def layer_norm_backward(x, weight, mean, rstd, gy, n_dims):
     return gx, gweight, gbias
 
 
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def conv2d(x, w, stride, padding, dilation, groups):
+    """float32 NCHW x and OIHW w run natively (im2col + the native GEMM); the rest, and
+    geometries the binding rejects, on the reference."""
+    if x.dtype != F32 or w.dtype != F32 or x.ndim != 4 or w.ndim != 4 or x.size < SMALL_HEAVY:
+        return REF["conv2d"](x, w, stride, padding, dilation, groups)
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    if groups < 1 or cg * groups != c or o % groups or oh < 1 or ow < 1:
+        return REF["conv2d"](x, w, stride, padding, dilation, groups)
+    x, w = _f32c(x), _f32c(w)
+    out = np.empty((n, o, oh, ow), F32)
+    _cpu.conv2d(x, w, stride, padding, dilation, groups, out)
+    return out
+
+
 if _cpu is not None:
     KERNELS.update(
         relu=relu, relu_backward=relu_backward, matmul=matmul,
@@ -194,6 +216,7 @@ if _cpu is not None:
         gelu=gelu, gelu_backward=gelu_backward,
         leaky_relu=leaky_relu, leaky_relu_backward=leaky_relu_backward,
         layer_norm=layer_norm, layer_norm_backward=layer_norm_backward,
+        conv2d=conv2d,
     )
 
 
