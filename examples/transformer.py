@@ -1,4 +1,4 @@
-"""Train a causal character-level Transformer on the shipped text, printing samples (target: validation loss <= 2.3).
+"""Train a causal character-level Transformer on the shipped text, printing samples (target: validation loss <= 1.95).
 
     python examples/transformer.py [--device cpu|cuda] [--epochs N] [--resume]
 

@@ -18,7 +18,8 @@ from .functional import *  # noqa: F401,F403
 from .functional import cat, chunk, split, stack, where  # noqa: F401
 from .random import Generator, initial_seed, manual_seed  # noqa: F401
 from .tensor import Tensor  # noqa: F401
-from . import nn, optim, utils  # noqa: F401,E402 - after Tensor: they build on it
+from . import datasets, nn, optim, utils  # noqa: F401,E402 - after Tensor: they build on it
+from .serialization import load, save  # noqa: F401,E402
 
 float = float32  # noqa: A001 - PyTorch's alias
 int = int32  # noqa: A001

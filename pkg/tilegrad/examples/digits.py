@@ -1,40 +1,59 @@
 """Examples on the 8x8 handwritten digits shipped with tilegrad: an MLP and a CNN classifier, and
-an autoencoder. A fixed 80/20 split (seeded) gives 1,437 training and 360 test images."""
-import numpy as np
-
+an autoencoder, on the dataset's fixed stratified 80/20 train/test split."""
 import tilegrad
 from tilegrad import nn, optim
 from tilegrad.nn import functional as F
 from tilegrad.utils.data import DataLoader, TensorDataset
 
-from .base import Experiment, split
+from .base import Experiment
 from .runner import Target
 
 
-def load(rng):
-    """(train_x, train_y, test_x, test_y): images scaled to [0, 1] as (N, 1, 8, 8) float32."""
-    from tilegrad.datasets import load_digits
-    images, labels = load_digits()
-    images = np.asarray(images, dtype=np.float32).reshape(-1, 1, 8, 8)
-    images = images / images.max()
-    labels = np.asarray(labels, dtype=np.int64)
-    train, test = split(len(labels), 0.2, rng)
+def load(seed):
+    """(train_x, train_y, test_x, test_y): images as (N, 1, 8, 8) float32 in [0, 1], and the
+    dataset's fixed stratified 80/20 split."""
+    from tilegrad.datasets import digits_split, load_digits
+    images, labels = load_digits(as_numpy=True)
+    train, test = digits_split(0.2, seed)
+    images = images.reshape(-1, 1, 8, 8)
     return images[train], labels[train], images[test], labels[test]
 
 
 class _DigitsExperiment(Experiment):
     batch_size = 32
+    standardize = True  # zero mean and unit variance per pixel, from the training images
 
     def __init__(self, device, seed):
         super().__init__(device, seed)
-        train_x, train_y, test_x, test_y = load(self.rng)
+        train_x, train_y, test_x, test_y = load(seed)
+        if self.standardize:
+            mean, std = train_x.mean(0, keepdims=True), train_x.std(0, keepdims=True) + 0.1
+            train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
         self.train_set = TensorDataset(self.tensor(train_x), self.tensor(train_y))
         self.test_x, self.test_y = self.tensor(test_x), self.tensor(test_y)
         self.model = self.build().to(self.device)
-        self.optimizer = optim.Adam(self.model.parameters(), lr=self.lr)
+        self.optimizer = optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=0.05)
+        steps = self.default_epochs * (len(train_y) // self.batch_size)
+        # One-cycle schedule over the default run; longer runs continue at its final, small rate.
+        self.scheduler = optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=self.lr, total_steps=steps)
+        self.steps = steps
 
     def train_batches(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True)
+
+    def optimize(self, loss):
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler.last_epoch < self.steps:
+            self.scheduler.step()
+
+    def state_dict(self):
+        return dict(super().state_dict(), scheduler=self.scheduler.state_dict())
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.scheduler.load_state_dict(state["scheduler"])
 
 
 class _Classifier(_DigitsExperiment):
@@ -43,10 +62,8 @@ class _Classifier(_DigitsExperiment):
     def train_step(self, batch):
         x, y = batch
         logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+        loss = F.cross_entropy(logits, y, label_smoothing=0.1)
+        self.optimize(loss)
         correct = (logits.argmax(1) == y).sum().item()
         return loss.item(), len(y), {"acc": correct / len(y)}
 
@@ -57,31 +74,33 @@ class _Classifier(_DigitsExperiment):
 
 
 class MLPExperiment(_Classifier):
-    """64-128-64-10 ReLU network."""
-    default_epochs = 25
-    lr = 3e-3
+    """One hidden layer of 512 ReLUs with dropout; AdamW, one-cycle learning rate, label smoothing."""
+    default_epochs = 40
+    lr = 2e-3
 
     def build(self):
-        return nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 512), nn.ReLU(), nn.Dropout(0.3), nn.Linear(512, 10))
 
 
 class CNNExperiment(_Classifier):
-    """Two 3x3 convolutions, 2x2 max pooling, two linear layers."""
-    default_epochs = 15
-    lr = 2e-3
+    """Two 3x3 convolutions, 2x2 max pooling, two linear layers with dropout."""
+    default_epochs = 20
+    lr = 3e-3
     target = Target("test_accuracy", ">=", 0.98)
 
     def build(self):
         return nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10))
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(32 * 4 * 4, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10))
 
 
 class AutoencoderExperiment(_DigitsExperiment):
-    """64 -> 32 -> 8 -> 32 -> 64 with a sigmoid output; mean squared reconstruction error."""
+    """64 -> 32 -> 8 -> 32 -> 64 with a sigmoid output; mean squared reconstruction error of the
+    pixels in [0, 1]."""
     default_epochs = 40
     lr = 3e-3
+    standardize = False  # the sigmoid output reconstructs [0, 1] pixels
     target = Target("test_mse", "<=", 0.03)
 
     def build(self):
@@ -92,9 +111,7 @@ class AutoencoderExperiment(_DigitsExperiment):
     def train_step(self, batch):
         x, _ = batch
         loss = F.mse_loss(self.model(x), x.flatten(1))
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+        self.optimize(loss)
         return loss.item(), len(x), {}
 
     def evaluate(self):
