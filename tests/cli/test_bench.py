@@ -12,7 +12,7 @@ from tilegrad.backends import cpu, reference
 from tilegrad.bench.timing import measure
 from tilegrad.cli.main import main
 
-TINY = ["bench", "--sizes", "tiny", "--repeats", "1", "-q"]
+TINY = ["bench", "--sizes", "tiny", "--repeats", "1", "-q", "--ops", "relu,add,softmax,matmul,sum,overhead"]  # models: test_bench_models.py
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ Every case is first checked against a float64 NumPy answer (llm.c style); a wron
 exception, is reported as FAILED with no time. Times are medians of repeated samples after a
 warm-up (``timing.measure_together``; device events on a GPU), each call on the next of up to 16
 copies of the inputs (``runner.rotate_count``); flops and bytes come from the op table
-(``ops.OPS[op].cost``). Model cases (a training step of each example model) are not there yet.
+(``ops.OPS[op].cost``). Model cases (``bench/models.py``) time one training step of each example
+model, and of an MLP and a CNN with PyTorch twins.
 
 The report (``run()``'s return value, written by ``tilegrad bench --json FILE``), schema 2::
 
@@ -26,8 +27,8 @@ The report (``run()``'s return value, written by ``tilegrad bench --json FILE``)
                          "method": {"compute": str, "memory": str}}},
       "failed": int,                    # number of cases whose status is not "ok"
       "cases": [{
-        "kind": "kernel" | "overhead",
-        "op": str,                      # relu, add, softmax, matmul, sum | add, mul, relu
+        "kind": "kernel" | "overhead" | "model",
+        "op": str,                      # relu, add, softmax, matmul, sum | add, mul, relu | a model
         "size": str,                    # "4M", "1024x4096", "512x512x512", "4x4"
         "dtype": str,                   # "float32", ...
         "device": "cpu" | "cuda",
@@ -50,6 +51,8 @@ The report (``run()``'s return value, written by ``tilegrad bench --json FILE``)
         "pct_peak": float | null,       # per cent of the roofline at this intensity
         "speedup_vs_cpu": float | null, # cuda rows: the same impl's CPU time / this time
         "native_kernel": bool,          # tilegrad/native rows: the backend has its own kernel
+        # model cases also have (size is "batch N"; time_s is seconds per training step):
+        "samples_per_s": float | null, "first_loss": float,   # tilegrad rows: the checked step's loss
       }],
       "crossover": [{"op": str, "dtype": str,
                      "size": str | null,                   # smallest size where GPU + transfer < CPU

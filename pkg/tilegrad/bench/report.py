@@ -119,6 +119,25 @@ def overhead_table(report):
             f"adjacent samples; goal <= {GOAL}x.")
 
 
+def model_table(report):
+    records = [r for r in report["cases"] if r["kind"] == "model"]
+    if not records:
+        return ""
+    by_key = {(r["op"], r["device"], r["impl"]): r for r in records}
+    header = ["model", "batch", "device", "tilegrad steps/s", "samples/s", "torch steps/s", "tilegrad/torch time"]
+    rows = []
+    for r in records:
+        if r["impl"] != "tilegrad":
+            continue
+        peer = by_key.get((r["op"], r["device"], "torch"))
+        steps = lambda rec: "-" if rec is None else ("FAILED" if not rec["time_s"] else f"{1 / rec['time_s']:.1f}")  # noqa: E731
+        rows.append([r["op"], r["size"].replace("batch ", ""), r["device"], steps(r),
+                     f"{r['samples_per_s']:.0f}" if r.get("samples_per_s") else "-", steps(peer),
+                     _ratio(r["ratios"].get("torch"))])
+    return (_table(header, rows) + "\none training step each (forward, loss, backward, optimizer); the examples on "
+            "their own data, mlp784/cnn28 against PyTorch twins with the same weights and data.")
+
+
 def failures(report):
     return [f"FAILED {r['op']} {r['size']} {r.get('dtype', 'float32')} {r['device']} {r['impl']}"
             + (f"/{r['kernels']}" if r["kernels"] else "") + (f" {r['mode']}" if r["mode"] else "")
@@ -142,7 +161,7 @@ def text(report):
         parts.append(peaks_lines(report))
     for title, body in (("Kernels", kernel_table(report)), ("GPU crossover (tilegrad native kernels)",
                                                             crossover_table(report)),
-                        ("Per-op overhead", overhead_table(report))):
+                        ("Per-op overhead", overhead_table(report)), ("Models", model_table(report))):
         if body:
             parts += ["", f"## {title}", body]
     fails = failures(report)

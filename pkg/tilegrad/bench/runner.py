@@ -1,6 +1,7 @@
 """Run the bench: measure the peaks of each device, then every kernel case on every
 implementation of every device and dtype, checked against the float64 NumPy answer before it is
-timed, then the host-device transfers (for the crossover) and the per-op overhead. Returns the
+timed, then the host-device transfers (for the crossover), the per-op overhead and a training step of
+each model. Returns the
 report (a dict; its schema is described in ``tilegrad.bench``)."""
 import datetime
 import itertools
@@ -13,7 +14,7 @@ import tilegrad
 from tilegrad import ops
 from tilegrad.backends import native_kernel_names
 
-from . import overhead, roofline
+from . import models, overhead, roofline
 from .cases import SPECS, check, sizes_for
 from .machine import machine_info
 from .peaks import cache_bytes, measure_peaks
@@ -21,7 +22,7 @@ from .peers import PEERS, implementations
 from .timing import measure, measure_together
 
 SCHEMA = 2
-ALL_CASES = tuple(SPECS) + ("overhead",)
+ALL_CASES = tuple(SPECS) + ("overhead", "models")
 MAX_ROTATE = 16
 
 
@@ -155,6 +156,8 @@ def run(cases=ALL_CASES, sizes="quick", devices=None, dtypes=("float32",), peers
     steps += _kernel_plan(names, sizes, devices, dtypes, peers, repeats, min_time, seed, interleave, transfers)
     if "overhead" in cases:
         steps += overhead.plan(repeats, min_time=min_time, peers=peers)
+    if "models" in cases:
+        steps += models.plan(devices, peers, min(repeats, 5), min_time)
     records = []
     start = time.perf_counter()
     for i, (label, thunk) in enumerate(steps):
