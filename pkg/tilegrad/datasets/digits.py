@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from ..creation import from_numpy
-from ..utils.data import TensorDataset
+from .images import ImageDataset
 
 _PATH = os.path.join(os.path.dirname(__file__), "data", "digits.npz")
 N_SAMPLES = 1797
@@ -41,7 +41,7 @@ def digits_split(test_fraction=0.2, seed=0):
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-class Digits(TensorDataset):
+class Digits(ImageDataset):
     """The digits as a Dataset of ``(image, label)``: image float32 (1, 8, 8) in [0, 1] (or (64,)
     with ``flatten=True``), label an int64 scalar tensor. ``train`` picks a part of
     ``digits_split(test_fraction, seed)``; ``train=None`` keeps all 1,797 samples. ``transform``
@@ -56,27 +56,4 @@ class Digits(TensorDataset):
             keep = train_idx if train else test_idx
             images, labels = images[keep], labels[keep]
         images = images.reshape(len(images), 64) if flatten else images[:, None]
-        super().__init__(from_numpy(np.ascontiguousarray(images)), from_numpy(labels))
-        self.transform = transform
-        self.target_transform = target_transform
-
-    @property
-    def data(self):
-        return self.tensors[0]
-
-    @property
-    def targets(self):
-        return self.tensors[1]
-
-    def __getitem__(self, index):
-        image, label = self.tensors[0][index], self.tensors[1][index]
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            label = self.target_transform(label)
-        return image, label
-
-    def _fetch_batch(self, indices):
-        if self.transform is not None or self.target_transform is not None:
-            return None  # per-sample transforms: the DataLoader collates sample by sample
-        return super()._fetch_batch(indices)
+        super().__init__(from_numpy(np.ascontiguousarray(images)), from_numpy(labels), transform, target_transform)

@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from ..creation import from_numpy
-from ..utils.data import TensorDataset
+from .images import ImageDataset
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -48,7 +48,7 @@ def read_idx(path):
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-class MNIST(TensorDataset):
+class MNIST(ImageDataset):
     """MNIST from local IDX files: samples ``(image, label)``, image float32 (1, 28, 28) scaled to
     [0, 1] (pixel / 255), label an int64 scalar tensor; ``train`` picks the 60,000 training or
     the 10,000 test images. ``transform``/``target_transform`` are applied per sample."""
@@ -66,9 +66,8 @@ class MNIST(TensorDataset):
             raise ValueError(f"{self.root}: expected images (N, H, W) and N labels, got shapes {images.shape} and "
                              f"{labels.shape}")
         data = (images.astype(np.float32) / np.float32(255.0))[:, None]
-        super().__init__(from_numpy(np.ascontiguousarray(data)), from_numpy(labels.astype(np.int64)))
-        self.transform = transform
-        self.target_transform = target_transform
+        super().__init__(from_numpy(np.ascontiguousarray(data)), from_numpy(labels.astype(np.int64)), transform,
+                         target_transform)
 
     def _find(self, stem):
         dirs = [self.root, os.path.join(self.root, type(self).__name__, "raw")]
@@ -81,27 +80,6 @@ class MNIST(TensorDataset):
         raise FileNotFoundError(f"{type(self).__name__}: {stem}[.gz] not found in {' or '.join(dirs)}. The "
                                 f"{'training' if self.train else 'test'} split reads {needed} from one of those "
                                 "directories; tilegrad does not download them.")
-
-    @property
-    def data(self):
-        return self.tensors[0]
-
-    @property
-    def targets(self):
-        return self.tensors[1]
-
-    def __getitem__(self, index):
-        image, label = self.tensors[0][index], self.tensors[1][index]
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            label = self.target_transform(label)
-        return image, label
-
-    def _fetch_batch(self, indices):
-        if self.transform is not None or self.target_transform is not None:
-            return None
-        return super()._fetch_batch(indices)
 
 
 class FashionMNIST(MNIST):

@@ -48,42 +48,36 @@ class Tanh(_OutputSavingUnary):
     samples = staticmethod(lambda rng: unary_samples(rng, lambda x: Tanh.apply(x)))
 
 
+class _SoftmaxLike(Op):
+    """softmax / log_softmax over ``dim``: the backward kernel needs only the output."""
+    kernel_name = ""
+    cost = staticmethod(lambda x, dim: Cost(5 * x.size, 2 * x.nbytes))
+
+    @classmethod
+    def forward(cls, ctx, x, dim):
+        y = ctx.kernel(cls.kernel_name, x, dim)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @classmethod
+    def backward(cls, ctx, gy):
+        (y,) = ctx.saved_tensors
+        return ctx.kernel(cls.kernel_name + "_backward", y, gy, ctx.dim), None
+
+
 def _softmax_samples(cls):
     return lambda rng: [Sample((randn(rng, s),), lambda x, d=d: cls.apply(x, d), f"{s},dim={d}") for s, d in SOFTMAX_CASES]
 
 
 @op
-class Softmax(Op):
-    cost = staticmethod(lambda x, dim: Cost(5 * x.size, 2 * x.nbytes))
-
-    @staticmethod
-    def forward(ctx, x, dim):
-        y = ctx.kernel("softmax", x, dim)
-        ctx.save_for_backward(y)
-        ctx.dim = dim
-        return y
-
-    @staticmethod
-    def backward(ctx, gy):
-        (y,) = ctx.saved_tensors
-        return ctx.kernel("softmax_backward", y, gy, ctx.dim), None
+class Softmax(_SoftmaxLike):
+    kernel_name = "softmax"
 
 
 @op
-class LogSoftmax(Op):
-    cost = staticmethod(lambda x, dim: Cost(5 * x.size, 2 * x.nbytes))
-
-    @staticmethod
-    def forward(ctx, x, dim):
-        y = ctx.kernel("log_softmax", x, dim)
-        ctx.save_for_backward(y)
-        ctx.dim = dim
-        return y
-
-    @staticmethod
-    def backward(ctx, gy):
-        (y,) = ctx.saved_tensors
-        return ctx.kernel("log_softmax_backward", y, gy, ctx.dim), None
+class LogSoftmax(_SoftmaxLike):
+    kernel_name = "log_softmax"
 
 
 Softmax.samples = staticmethod(_softmax_samples(Softmax))
