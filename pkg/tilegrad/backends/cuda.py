@@ -1,10 +1,13 @@
 """The CUDA backend: arrays are CuPy arrays (its memory pool, its current stream).
 ``tilegrad._cuda`` kernels run where they exist and apply; elsewhere the reference kernels run
 on CuPy. Kernels are launched on CuPy's current stream and never synchronise.
+
+The native kernels take float32 arrays (made C-contiguous here) and a preallocated output;
+other dtypes and arguments the kernels do not cover go to the reference kernels.
 """
 
 from . import reference
-from .native import F32, elementwise_covered, matmul_covered
+from .native import F32, elementwise_covered, layer_norm_covered, matmul_covered, softmax_covered
 
 try:
     from tilegrad import _cuda
@@ -12,6 +15,7 @@ except ImportError:  # built without a CUDA compiler: reference kernels on CuPy
     _cuda = None
 
 KERNELS = dict(reference.KERNELS)
+REF = reference.KERNELS  # the reference kernels by name (the nn ones are not module attributes)
 
 
 def _cupy():
@@ -23,11 +27,15 @@ def _stream():
     return _cupy().cuda.get_current_stream().ptr
 
 
+def _c(a):
+    return _cupy().asarray(a, order="C")  # keeps 0-d arrays 0-d
+
+
 def relu(x):
     if not elementwise_covered(x):
         return reference.relu(x)
     cp = _cupy()
-    x = cp.ascontiguousarray(x)
+    x = _c(x)
     out = cp.empty_like(x)
     _cuda.relu(x, out, stream=_stream())
     return out
@@ -37,7 +45,7 @@ def relu_backward(x, gy):
     if not elementwise_covered(x, gy):
         return reference.relu_backward(x, gy)
     cp = _cupy()
-    x, gy = cp.ascontiguousarray(x), cp.ascontiguousarray(gy)
+    x, gy = _c(x), _c(gy)
     out = cp.empty_like(x)
     _cuda.relu_backward(x, gy, out, stream=_stream())
     return out
@@ -47,14 +55,148 @@ def matmul(a, b):
     if not matmul_covered(a, b):
         return reference.matmul(a, b)
     cp = _cupy()
-    a, b = cp.ascontiguousarray(a), cp.ascontiguousarray(b)
+    a, b = _c(a), _c(b)
     out = cp.empty(a.shape[:-1] + b.shape[-1:], dtype=F32)
     _cuda.matmul(a, b, out, stream=_stream())
     return out
 
 
+# ---- softmax / log_softmax: any dim (the kernels take (outer, n, inner) layouts) ----------
+def _softmax(native, ref):
+    def kernel(x, dim):
+        if not softmax_covered(x, dim):
+            return ref(x, dim)
+        x = _c(x)
+        out = _cupy().empty_like(x)
+        native(x, int(dim), out, stream=_stream())
+        return out
+    kernel.__name__ = getattr(ref, "__name__", "kernel")
+    return kernel
+
+
+def _softmax_backward(native, ref):
+    def kernel(y, gy, dim):
+        if not (elementwise_covered(y, gy) and softmax_covered(y, dim)):
+            return ref(y, gy, dim)
+        y, gy = _c(y), _c(gy)
+        out = _cupy().empty_like(y)
+        native(y, gy, int(dim), out, stream=_stream())
+        return out
+    kernel.__name__ = getattr(ref, "__name__", "kernel")
+    return kernel
+
+
+# ---- activations --------------------------------------------------------------------------
+def _unary(native, ref):
+    def kernel(x):
+        if x.dtype != F32:
+            return ref(x)
+        x = _c(x)
+        out = _cupy().empty_like(x)
+        native(x, out, stream=_stream())
+        return out
+    kernel.__name__ = getattr(ref, "__name__", "kernel")
+    return kernel
+
+
+def _binary(native, ref):
+    def kernel(a, gy):
+        if not elementwise_covered(a, gy):
+            return ref(a, gy)
+        a, gy = _c(a), _c(gy)
+        out = _cupy().empty_like(a)
+        native(a, gy, out, stream=_stream())
+        return out
+    kernel.__name__ = getattr(ref, "__name__", "kernel")
+    return kernel
+
+
+def gelu(x, approximate):
+    if x.dtype != F32 or approximate not in ("none", "tanh"):
+        return REF["gelu"](x, approximate)
+    x = _c(x)
+    out = _cupy().empty_like(x)
+    _cuda.gelu(x, approximate, out, stream=_stream())
+    return out
+
+
+def gelu_backward(x, gy, approximate):
+    if not elementwise_covered(x, gy) or approximate not in ("none", "tanh"):
+        return REF["gelu_backward"](x, gy, approximate)
+    x, gy = _c(x), _c(gy)
+    out = _cupy().empty_like(x)
+    _cuda.gelu_backward(x, gy, approximate, out, stream=_stream())
+    return out
+
+
+def leaky_relu(x, slope):
+    if x.dtype != F32:
+        return REF["leaky_relu"](x, slope)
+    x = _c(x)
+    out = _cupy().empty_like(x)
+    _cuda.leaky_relu(x, float(slope), out, stream=_stream())
+    return out
+
+
+def leaky_relu_backward(x, gy, slope):
+    if not elementwise_covered(x, gy):
+        return REF["leaky_relu_backward"](x, gy, slope)
+    x, gy = _c(x), _c(gy)
+    out = _cupy().empty_like(x)
+    _cuda.leaky_relu_backward(x, gy, float(slope), out, stream=_stream())
+    return out
+
+
+# ---- layer norm ---------------------------------------------------------------------------
+def _stat_shape(x, n_dims):
+    return x.shape[:x.ndim - n_dims] + (1,) * n_dims
+
+
+def layer_norm(x, weight, bias, n_dims, eps):
+    if not layer_norm_covered(x, n_dims, weight, bias):
+        return REF["layer_norm"](x, weight, bias, n_dims, eps)
+    cp = _cupy()
+    x = _c(x)
+    weight = None if weight is None else _c(weight)
+    bias = None if bias is None else _c(bias)
+    y = cp.empty_like(x)
+    mean = cp.empty(_stat_shape(x, n_dims), F32)
+    rstd = cp.empty(_stat_shape(x, n_dims), F32)
+    _cuda.layer_norm(x, weight, bias, int(n_dims), float(eps), y, mean, rstd, stream=_stream())
+    return y, mean, rstd
+
+
+def layer_norm_backward(x, weight, mean, rstd, gy, n_dims):
+    if not layer_norm_covered(x, n_dims, weight, None, gy) or mean.dtype != F32 or rstd.dtype != F32 \
+            or mean.shape != _stat_shape(x, n_dims) or rstd.shape != _stat_shape(x, n_dims):
+        return REF["layer_norm_backward"](x, weight, mean, rstd, gy, n_dims)
+    cp = _cupy()
+    x, gy, mean, rstd = _c(x), _c(gy), _c(mean), _c(rstd)
+    weight = None if weight is None else _c(weight)
+    gx = cp.empty_like(x)
+    gweight = cp.empty(x.shape[x.ndim - n_dims:], F32)
+    gbias = cp.empty_like(gweight)
+    _cuda.layer_norm_backward(x, weight, mean, rstd, gy, int(n_dims), gx, gweight, gbias, stream=_stream())
+    return gx, gweight, gbias
+
+
 if _cuda is not None:
-    KERNELS.update(relu=relu, relu_backward=relu_backward, matmul=matmul)
+    KERNELS.update(
+        relu=relu, relu_backward=relu_backward, matmul=matmul,
+        softmax=_softmax(_cuda.softmax, REF["softmax"]),
+        log_softmax=_softmax(_cuda.log_softmax, REF["log_softmax"]),
+        softmax_backward=_softmax_backward(_cuda.softmax_backward, REF["softmax_backward"]),
+        log_softmax_backward=_softmax_backward(_cuda.log_softmax_backward, REF["log_softmax_backward"]),
+        sigmoid=_unary(_cuda.sigmoid, REF["sigmoid"]),
+        sigmoid_backward=_binary(_cuda.sigmoid_backward, REF["sigmoid_backward"]),
+        tanh=_unary(_cuda.tanh, REF["tanh"]),
+        tanh_backward=_binary(_cuda.tanh_backward, REF["tanh_backward"]),
+        silu=_unary(_cuda.silu, REF["silu"]),
+        silu_backward=_binary(_cuda.silu_backward, REF["silu_backward"]),
+        gelu=gelu, gelu_backward=gelu_backward,
+        leaky_relu=leaky_relu, leaky_relu_backward=leaky_relu_backward,
+        layer_norm=layer_norm, layer_norm_backward=layer_norm_backward,
+    )
 
 
 def info():

@@ -1,0 +1,185 @@
+// Layer norm forward and backward over rows of n elements, float32 (statistics
+// and sums accumulated in float32, as the reference does in float32).
+//
+// Rows: one warp per row for n <= 1024 (4 rows per 128-thread block), one block
+// per row above (256 or 512 threads). The forward makes two passes for the
+// statistics (mean, then the centred variance, like the reference) and one to
+// write y; the backward one pass for sum(g) and sum(g * xhat), one to write gx.
+// gweight / gbias are column sums over all rows: a separate kernel gives each
+// 32-column tile to one block of 32 x 16 threads (16 row lanes), summed in a
+// fixed order, so results are bit-identical run to run.
+#include <cuda_runtime.h>
+#include <math.h>
+
+#include "tg_cuda.h"
+#include "tg_cuda_device.h"
+
+namespace {
+
+using tg::cuda::grid_for;
+using tg::cuda::group_sum;
+using tg::cuda::kWarp;
+
+constexpr int kRowWarpMax = 1024;
+constexpr int kWarpBlock = 128;
+constexpr int kColTile = 32;
+constexpr int kColRows = 16;
+
+template <bool kBlock>
+struct RowGroup {
+  int lane, width;
+  int64_t first, step;
+  __device__ RowGroup() {
+    if (kBlock) {
+      lane = threadIdx.x;
+      width = blockDim.x;
+      first = blockIdx.x;
+      step = gridDim.x;
+    } else {
+      const int warps = blockDim.x / kWarp;
+      lane = threadIdx.x % kWarp;
+      width = kWarp;
+      first = static_cast<int64_t>(blockIdx.x) * warps + threadIdx.x / kWarp;
+      step = static_cast<int64_t>(gridDim.x) * warps;
+    }
+  }
+};
+
+template <bool kBlock>
+__global__ void layer_norm_rows(const float* __restrict__ x, const float* __restrict__ w,
+                                const float* __restrict__ b, float* __restrict__ y, float* __restrict__ mean,
+                                float* __restrict__ rstd, int64_t rows, int64_t n, float eps) {
+  __shared__ float smem[kWarp];
+  const RowGroup<kBlock> g;
+  const float inv_n = 1.0f / static_cast<float>(n);  // n == 0: inf, and 0 * inf gives NaN statistics
+  for (int64_t r = g.first; r < rows; r += g.step) {
+    const float* xr = x + r * n;
+    float* yr = y + r * n;
+    float acc = 0.0f;
+    for (int64_t j = g.lane; j < n; j += g.width) acc += xr[j];
+    const float mu = group_sum<kBlock>(acc, smem) * inv_n;
+    acc = 0.0f;
+    for (int64_t j = g.lane; j < n; j += g.width) {
+      const float c = xr[j] - mu;
+      acc += c * c;
+    }
+    const float var = group_sum<kBlock>(acc, smem) * inv_n;
+    const float rs = 1.0f / sqrtf(var + eps);
+    if (g.lane == 0) {
+      mean[r] = mu;
+      rstd[r] = rs;
+    }
+    for (int64_t j = g.lane; j < n; j += g.width) {
+      float v = (xr[j] - mu) * rs;
+      if (w != nullptr) v *= w[j];
+      if (b != nullptr) v += b[j];
+      yr[j] = v;
+    }
+  }
+}
+
+// gx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = gy * weight (or gy).
+template <bool kBlock>
+__global__ void layer_norm_backward_rows(const float* __restrict__ x, const float* __restrict__ w,
+                                         const float* __restrict__ mean, const float* __restrict__ rstd,
+                                         const float* __restrict__ gy, float* __restrict__ gx, int64_t rows,
+                                         int64_t n) {
+  __shared__ float smem[kWarp];
+  const RowGroup<kBlock> grp;
+  const float inv_n = 1.0f / static_cast<float>(n);
+  for (int64_t r = grp.first; r < rows; r += grp.step) {
+    const float* xr = x + r * n;
+    const float* gr = gy + r * n;
+    float* out = gx + r * n;
+    const float mu = mean[r];
+    const float rs = rstd[r];
+    float sg = 0.0f, sgx = 0.0f;
+    for (int64_t j = grp.lane; j < n; j += grp.width) {
+      const float g = w != nullptr ? gr[j] * w[j] : gr[j];
+      sg += g;
+      sgx += g * ((xr[j] - mu) * rs);
+    }
+    const float mg = group_sum<kBlock>(sg, smem) * inv_n;
+    const float mgx = group_sum<kBlock>(sgx, smem) * inv_n;
+    for (int64_t j = grp.lane; j < n; j += grp.width) {
+      const float g = w != nullptr ? gr[j] * w[j] : gr[j];
+      const float xhat = (xr[j] - mu) * rs;
+      out[j] = rs * (g - mg - xhat * mgx);
+    }
+  }
+}
+
+// gweight[j] = sum_r gy[r, j] * xhat[r, j], gbias[j] = sum_r gy[r, j]; rows may be 0.
+__global__ void __launch_bounds__(kColTile * kColRows)
+layer_norm_param_grads(const float* __restrict__ x, const float* __restrict__ mean,
+                       const float* __restrict__ rstd, const float* __restrict__ gy, float* __restrict__ gw,
+                       float* __restrict__ gb, int64_t rows, int64_t n) {
+  __shared__ float sw[kColRows][kColTile + 1];
+  __shared__ float sb[kColRows][kColTile + 1];
+  const int tx = threadIdx.x % kColTile;
+  const int ty = threadIdx.x / kColTile;
+  for (int64_t tile = blockIdx.x; tile * kColTile < n; tile += gridDim.x) {
+    const int64_t col = tile * kColTile + tx;
+    float aw = 0.0f, ab = 0.0f;
+    if (col < n) {
+      for (int64_t r = ty; r < rows; r += kColRows) {
+        const float g = gy[r * n + col];
+        aw += g * ((x[r * n + col] - mean[r]) * rstd[r]);
+        ab += g;
+      }
+    }
+    sw[ty][tx] = aw;
+    sb[ty][tx] = ab;
+    __syncthreads();
+    if (ty == 0 && col < n) {
+      float tw = 0.0f, tb = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kColRows; ++i) {
+        tw += sw[i][tx];
+        tb += sb[i][tx];
+      }
+      gw[col] = tw;
+      gb[col] = tb;
+    }
+    __syncthreads();  // before the next tile overwrites sw / sb
+  }
+}
+
+int block_threads(int64_t n) { return n >= 8192 ? 512 : 256; }
+
+}  // namespace
+
+extern "C" int tg_cuda_layer_norm(const float* x, const float* weight, const float* bias, float* y, float* mean,
+                                  float* rstd, int64_t rows, int64_t n, float eps, void* stream) {
+  if (rows <= 0 || n < 0) return 0;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (n > kRowWarpMax) {
+    layer_norm_rows<true><<<grid_for(rows, 1), block_threads(n), 0, s>>>(x, weight, bias, y, mean, rstd, rows,
+                                                                         n, eps);
+  } else {
+    layer_norm_rows<false><<<grid_for(rows, kWarpBlock / kWarp), kWarpBlock, 0, s>>>(x, weight, bias, y, mean,
+                                                                                    rstd, rows, n, eps);
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+
+extern "C" int tg_cuda_layer_norm_backward(const float* x, const float* weight, const float* mean,
+                                           const float* rstd, const float* gy, float* gx, float* gweight,
+                                           float* gbias, int64_t rows, int64_t n, void* stream) {
+  if (n <= 0 || rows < 0) return 0;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (rows > 0) {
+    if (n > kRowWarpMax) {
+      layer_norm_backward_rows<true><<<grid_for(rows, 1), block_threads(n), 0, s>>>(x, weight, mean, rstd, gy,
+                                                                                    gx, rows, n);
+    } else {
+      layer_norm_backward_rows<false><<<grid_for(rows, kWarpBlock / kWarp), kWarpBlock, 0, s>>>(
+          x, weight, mean, rstd, gy, gx, rows, n);
+    }
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return static_cast<int>(err);
+  }
+  layer_norm_param_grads<<<grid_for(n, kColTile), kColTile * kColRows, 0, s>>>(x, mean, rstd, gy, gweight,
+                                                                               gbias, rows, n);
+  return static_cast<int>(cudaGetLastError());
+}
