@@ -87,5 +87,13 @@ struct Conv2dGeom {
 // Cross-correlation, im2col into a reused workspace + matmul. y overlaps nothing.
 void conv2d(const float* x, const float* w, float* y, const Conv2dGeom& g);
 
+// gx (n, c, h, w) = the gradient of conv2d's input for output gradient gy (n, o, oh, ow):
+// w^T @ gy per image and group, then col2im. gx overlaps nothing.
+void conv2d_backward_input(const float* gy, const float* w, float* gx, const Conv2dGeom& g);
+
+// gw (o, c / groups, kh, kw) = the gradient of conv2d's weight: gy @ im2col(x)^T summed
+// over the images (deterministic order). gw overlaps nothing.
+void conv2d_backward_weight(const float* gy, const float* x, float* gw, const Conv2dGeom& g);
+
 }  // namespace cpu
 }  // namespace tg

@@ -54,9 +54,14 @@ CPU_GOOD = {
                                     "gx": f32(2, 3, 4), "gweight": f32(3, 4), "gbias": f32(3, 4)},
     "conv2d": lambda: {"x": f32(2, 4, 5, 6), "w": f32(6, 2, 3, 2), "stride": (1, 2), "padding": (1, 0),
                        "dilation": (1, 1), "groups": 2, "out": f32(2, 6, 5, 3)},
+    "conv2d_backward_input": lambda: {"gy": f32(2, 6, 5, 3), "w": f32(6, 2, 3, 2), "stride": (1, 2),
+                                      "padding": (1, 0), "dilation": (1, 1), "groups": 2, "gx": f32(2, 4, 5, 6)},
+    "conv2d_backward_weight": lambda: {"gy": f32(2, 6, 5, 3), "x": f32(2, 4, 5, 6), "stride": (1, 2),
+                                       "padding": (1, 0), "dilation": (1, 1), "groups": 2, "gw": f32(6, 2, 3, 2)},
 }
 # Outputs by function (default: "out"); array arguments are the ndarray-valued ones.
-CPU_OUTS = {"layer_norm": ("y", "mean", "rstd"), "layer_norm_backward": ("gx", "gweight", "gbias")}
+CPU_OUTS = {"layer_norm": ("y", "mean", "rstd"), "layer_norm_backward": ("gx", "gweight", "gbias"),
+            "conv2d_backward_input": ("gx",), "conv2d_backward_weight": ("gw",)}
 CPU_ARGS = [(fn, name) for fn, make in CPU_GOOD.items() for name, v in make().items() if isinstance(v, np.ndarray)]
 CPU_OUT_ARGS = [(fn, name) for fn in CPU_GOOD for name in CPU_OUTS.get(fn, ("out",))]
 ELEMENTWISE = ["relu", "relu_backward", "softmax", "log_softmax", "softmax_backward", "log_softmax_backward",
@@ -368,6 +373,29 @@ def test_cpu_conv2d_geometry():
     args["out"] = flat[200:380].reshape(2, 6, 5, 3)
     with raises_naming(ValueError, "conv2d", "_cpu", "'out'", "'x'", "share memory"):
         call_cpu("conv2d", args)
+
+
+@needs_cpu
+@pytest.mark.parametrize("fn,out", [("conv2d_backward_input", "gx"), ("conv2d_backward_weight", "gw")])
+def test_cpu_conv2d_backward_shapes(fn, out):
+    args = CPU_GOOD[fn]()
+    args["gy"] = f32(2, 6, 5, 4)
+    with raises_naming(ValueError, fn, "_cpu", "'gy'", "(2, 6, 5, 3)"):
+        call_cpu(fn, args)
+    args = CPU_GOOD[fn]()
+    args["groups"] = 3
+    with raises_naming(ValueError, fn, "_cpu", "groups"):
+        call_cpu(fn, args)
+    args = CPU_GOOD[fn]()
+    args[out] = f32(*args[out].shape[1:])
+    with raises_naming(ValueError, fn, "_cpu", "(N, C, H, W)"):
+        call_cpu(fn, args)
+    args = CPU_GOOD[fn]()
+    flat = np.zeros(400, np.float32)
+    args[out] = flat[:args[out].size].reshape(args[out].shape)
+    args["gy"] = flat[8:8 + 180].reshape(2, 6, 5, 3)
+    with raises_naming(ValueError, fn, "_cpu", f"'{out}'", "'gy'", "share memory"):
+        call_cpu(fn, args)
 
 
 class SubArray(np.ndarray):

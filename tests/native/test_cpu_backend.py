@@ -42,7 +42,7 @@ def test_every_overridden_kernel_is_covered():
     names = set(cpu.KERNELS) - {"matmul"}
     overridden = {n for n in names if cpu.KERNELS[n] is not cpu.reference.KERNELS[n]}
     assert overridden >= {"softmax", "log_softmax", "sigmoid", "tanh", "gelu", "silu", "leaky_relu",
-                          "layer_norm", "conv2d"}, overridden
+                          "layer_norm", "conv2d", "conv2d_backward_input", "conv2d_backward_weight"}, overridden
 
 
 @pytest.mark.usefixtures("no_cutoffs")

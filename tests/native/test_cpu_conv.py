@@ -1,4 +1,5 @@
-"""tilegrad._cpu.conv2d (im2col + the native GEMM) against the float64 reference kernel:
+"""tilegrad._cpu.conv2d and its backward kernels (im2col / col2im + the native GEMM) against the
+float64 reference kernels:
 ragged images, strides, padding past the kernel, dilation, groups, 1x1 (no im2col), empty
 batches and channels, workspace reuse across calls of different sizes, and each ISA path."""
 import json
@@ -13,6 +14,8 @@ _cpu = pytest.importorskip("tilegrad._cpu", reason="tilegrad._cpu was not built"
 from tilegrad.backends import reference  # noqa: E402
 
 REF = reference.KERNELS["conv2d"]
+REF_GX = reference.KERNELS["conv2d_backward_input"]
+REF_GW = reference.KERNELS["conv2d_backward_weight"]
 
 # (x shape, w shape, stride, padding, dilation, groups)
 CASES = [
@@ -50,9 +53,40 @@ def check(x, w, s, p, d, g, what):
     assert not bad.any(), f"{what}: {bad.sum()} elements off, max err {np.abs(out - want).max():.3g}"
 
 
-@pytest.mark.parametrize("xs,ws,s,p,d,g", CASES, ids=[f"x{c[0]}w{c[1]}s{c[2]}p{c[3]}d{c[4]}g{c[5]}" for c in CASES])
+def _close(got, want, scale, terms, what):
+    bad = np.abs(got - want) > 1e-6 * max(1, np.sqrt(terms)) * scale + 1e-30
+    assert not bad.any(), f"{what}: {bad.sum()} elements off, max err {np.abs(got - want).max():.3g}"
+
+
+def check_backward(x, w, gy, s, p, d, g, what):
+    x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
+    gx = np.full(x.shape, np.nan, np.float32)
+    _cpu.conv2d_backward_input(gy, w, s, p, d, g, gx)
+    want = REF_GX(gy64, w64, x.shape, s, p, d, g)
+    if gx.size:
+        scale = REF_GX(np.abs(gy64), np.abs(w64), x.shape, s, p, d, g)
+        _close(gx, want, scale, w.shape[0] // g * w.shape[2] * w.shape[3], what + " gx")
+    gw = np.full(w.shape, np.nan, np.float32)
+    _cpu.conv2d_backward_weight(gy, x, s, p, d, g, gw)
+    want = REF_GW(gy64, x64, w.shape, s, p, d, g)
+    if gw.size:
+        scale = REF_GW(np.abs(gy64), np.abs(x64), w.shape, s, p, d, g)
+        _close(gw, want, scale, gy.shape[0] * gy.shape[2] * gy.shape[3], what + " gw")
+
+
+IDS = [f"x{c[0]}w{c[1]}s{c[2]}p{c[3]}d{c[4]}g{c[5]}" for c in CASES]
+
+
+@pytest.mark.parametrize("xs,ws,s,p,d,g", CASES, ids=IDS)
 def test_conv2d(rng, xs, ws, s, p, d, g):
     check(rng.normal(*xs), rng.normal(*ws), s, p, d, g, f"conv2d {rng}")
+
+
+@pytest.mark.parametrize("xs,ws,s,p,d,g", CASES, ids=IDS)
+def test_conv2d_backward(rng, xs, ws, s, p, d, g):
+    x, w = rng.normal(*xs), rng.normal(*ws)
+    out_shape = REF(x.astype(np.float64), w.astype(np.float64), s, p, d, g).shape
+    check_backward(x, w, rng.normal(*out_shape), s, p, d, g, f"conv2d backward {rng}")
 
 
 def test_conv2d_workspace_reuse(rng):
@@ -72,8 +106,10 @@ failures = []
 for xs, ws, s, p, d, g in t.CASES:
     x = gen.standard_normal(xs, dtype=np.float32)
     w = gen.standard_normal(ws, dtype=np.float32)
+    gy = gen.standard_normal(t.REF(x.astype(np.float64), w.astype(np.float64), s, p, d, g).shape, dtype=np.float32)
     try:
         t.check(x, w, s, p, d, g, f"{xs} {ws}")
+        t.check_backward(x, w, gy, s, p, d, g, f"{xs} {ws}")
     except AssertionError as e:
         failures.append(str(e)[:300])
 print(json.dumps({"isa": cpu.isa(), "failures": failures}))

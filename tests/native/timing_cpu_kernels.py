@@ -148,6 +148,21 @@ def cases(rng):
         flops = 2 * co.size * ws[1] * ws[2] * ws[3]
         # bytes: x, w read and y written once; the report's GB/s column then reads as GFLOP/s / 10
         out.append(("conv", f"conv2d x{xs} w{ws} ({flops / 1e9:.2f} GFLOP)", flops / 10, fns))
+        cgy = rng.standard_normal(co.shape, dtype=np.float32)
+        cgx, cgw = np.empty_like(cx), np.empty_like(cw)
+        for which, nat, ref_fn, mask in (
+                ("input", lambda cgy=cgy, cw=cw, cgx=cgx, g=geo: _cpu.conv2d_backward_input(cgy, cw, *g, cgx),
+                 lambda cgy=cgy, cw=cw, xs=xs, g=geo: reference.KERNELS["conv2d_backward_input"](cgy, cw, xs, *g),
+                 [True, False, False]),
+                ("weight", lambda cgy=cgy, cx=cx, cgw=cgw, g=geo: _cpu.conv2d_backward_weight(cgy, cx, *g, cgw),
+                 lambda cgy=cgy, cx=cx, ws=ws, g=geo: reference.KERNELS["conv2d_backward_weight"](cgy, cx, ws, *g),
+                 [False, True, False])):
+            fns = {"native": nat, "numpy": ref_fn}
+            if torch:
+                tgy = torch.from_numpy(cgy)
+                fns["torch"] = lambda tgy=tgy, tcx=tcx, tcw=tcw, pad=pad, m=mask: torch.ops.aten.convolution_backward(
+                    tgy, tcx, tcw, None, [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, m)
+            out.append(("conv", f"conv2d_backward_{which} x{xs} w{ws}", flops / 10, fns))
     return out
 
 

@@ -182,23 +182,47 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def conv2d(x, w, stride, padding, dilation, groups):
-    """float32 NCHW x and OIHW w run natively (im2col + the native GEMM); the rest, and
-    geometries the binding rejects, on the reference."""
-    if x.dtype != F32 or w.dtype != F32 or x.ndim != 4 or w.ndim != 4 or x.size < SMALL_HEAVY:
-        return REF["conv2d"](x, w, stride, padding, dilation, groups)
+def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
+    """(stride, padding, dilation, output shape) when the native kernels cover this convolution
+    (4-D shapes, a valid grouping, a kernel that fits the padded input), else None."""
+    if len(x_shape) != 4 or len(w_shape) != 4:
+        return None
     stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
+    n, c, h, wd = x_shape
+    o, cg, kh, kw = w_shape
     oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     if groups < 1 or cg * groups != c or o % groups or oh < 1 or ow < 1:
+        return None
+    return stride, padding, dilation, (n, o, oh, ow)
+
+
+def conv2d(x, w, stride, padding, dilation, groups):
+    """float32 NCHW x and OIHW w run natively (im2col + the native GEMM); the rest on the reference."""
+    geo = _conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    if x.dtype != F32 or w.dtype != F32 or geo is None or x.size < SMALL_HEAVY:
         return REF["conv2d"](x, w, stride, padding, dilation, groups)
-    x, w = _f32c(x), _f32c(w)
-    out = np.empty((n, o, oh, ow), F32)
-    _cpu.conv2d(x, w, stride, padding, dilation, groups, out)
+    out = np.empty(geo[3], F32)
+    _cpu.conv2d(_f32c(x), _f32c(w), *geo[:3], groups, out)
     return out
 
+
+def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
+    geo = _conv_geometry(tuple(x_shape), w.shape, stride, padding, dilation, groups)
+    if gy.dtype != F32 or w.dtype != F32 or geo is None or geo[3] != gy.shape or gy.size < SMALL_HEAVY:
+        return REF["conv2d_backward_input"](gy, w, x_shape, stride, padding, dilation, groups)
+    gx = np.empty(tuple(x_shape), F32)
+    _cpu.conv2d_backward_input(_f32c(gy), _f32c(w), *geo[:3], groups, gx)
+    return gx
+
+
+def conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
+    geo = _conv_geometry(x.shape, tuple(w_shape), stride, padding, dilation, groups)
+    if gy.dtype != F32 or x.dtype != F32 or geo is None or geo[3] != gy.shape or gy.size < SMALL_HEAVY:
+        return REF["conv2d_backward_weight"](gy, x, w_shape, stride, padding, dilation, groups)
+    gw = np.empty(tuple(w_shape), F32)
+    _cpu.conv2d_backward_weight(_f32c(gy), _f32c(x), *geo[:3], groups, gw)
+    return gw
 
 if _cpu is not None:
     KERNELS.update(
@@ -216,7 +240,8 @@ if _cpu is not None:
         gelu=gelu, gelu_backward=gelu_backward,
         leaky_relu=leaky_relu, leaky_relu_backward=leaky_relu_backward,
         layer_norm=layer_norm, layer_norm_backward=layer_norm_backward,
-        conv2d=conv2d,
+        conv2d=conv2d, conv2d_backward_input=conv2d_backward_input,
+        conv2d_backward_weight=conv2d_backward_weight,
     )
 
 
