@@ -58,14 +58,12 @@ def cases(rng):
             out.append(("softmax", f"{name} 4096x4096 dim={dim}", 2 * big.nbytes, fns))
             bname = name + "_backward"
             fns = {
-                "native": lambda n=bname, d=dim: getattr(_cpu, n)(y, gy, d, buf),
-                "numpy": lambda n=bname, d=dim: reference.KERNELS[n](y, gy, d),
+                "native": lambda n=bname, d=dim, y=y: getattr(_cpu, n)(y, gy, d, buf),
+                "numpy": lambda n=bname, d=dim, y=y: reference.KERNELS[n](y, gy, d),
             }
             if torch:
-                if name == "softmax":
-                    fns["torch"] = lambda d=dim: torch._softmax_backward_data(tgy, ty, d, torch.float32)
-                else:
-                    fns["torch"] = lambda d=dim: torch._log_softmax_backward_data(tgy, ty, d, torch.float32)
+                back = torch._softmax_backward_data if name == "softmax" else torch._log_softmax_backward_data
+                fns["torch"] = lambda d=dim, b=back, g=tgy, t=ty: b(g, t, d, torch.float32)
             out.append(("softmax", f"{bname} 4096x4096 dim={dim}", 3 * big.nbytes, fns))
 
     n = 1 << 24
@@ -159,9 +157,9 @@ def cases(rng):
                  [False, True, False])):
             fns = {"native": nat, "numpy": ref_fn}
             if torch:
-                tgy = torch.from_numpy(cgy)
-                fns["torch"] = lambda tgy=tgy, tcx=tcx, tcw=tcw, pad=pad, m=mask: torch.ops.aten.convolution_backward(
-                    tgy, tcx, tcw, None, [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, m)
+                tcgy = torch.from_numpy(cgy)
+                fns["torch"] = lambda g=tcgy, tcx=tcx, tcw=tcw, pad=pad, m=mask: torch.ops.aten.convolution_backward(
+                    g, tcx, tcw, None, [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, m)
             out.append(("conv", f"conv2d_backward_{which} x{xs} w{ws}", flops / 10, fns))
     return out
 
