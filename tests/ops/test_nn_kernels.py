@@ -90,10 +90,13 @@ def test_adaptive_avg_pool_bins(seed):
 def test_gelu_silu_leaky_relu_match_their_formulas(seed):
     x = np.random.default_rng(seed).standard_normal(50) * 3
     t = tg.tensor(x)
-    erf = np.vectorize(math.erf)
-    np.testing.assert_allclose(F.gelu(t).numpy(), 0.5 * x * (1 + erf(x / math.sqrt(2))), rtol=1e-12)
-    tanh_form = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    erfc = np.vectorize(math.erfc)  # 0.5 x erfc(-x/sqrt2) == 0.5 x (1 + erf(x/sqrt2)), without cancellation
+    np.testing.assert_allclose(F.gelu(t).numpy(), 0.5 * x * erfc(-x / math.sqrt(2)), rtol=1e-12)
+    u = math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
+    tanh_form = x / (1 + np.exp(-2 * u))  # == 0.5 x (1 + tanh(u))
     np.testing.assert_allclose(F.gelu(t, approximate="tanh").numpy(), tanh_form, rtol=1e-12)
+    far = tg.tensor(np.array([-12.0, -8.0]))  # deep in the tail: relative accuracy is kept
+    np.testing.assert_allclose(F.gelu(far).numpy(), 0.5 * far.numpy() * erfc(-far.numpy() / math.sqrt(2)), rtol=1e-12)
     np.testing.assert_allclose(F.silu(t).numpy(), x / (1 + np.exp(-x)), rtol=1e-12)
     np.testing.assert_allclose(F.leaky_relu(t, 0.1).numpy(), np.where(x > 0, x, 0.1 * x))
 

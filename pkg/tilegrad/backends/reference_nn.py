@@ -25,40 +25,45 @@ def leaky_relu_backward(x, gy, slope):
 
 
 @functools.lru_cache(maxsize=None)
-def _numba_erf():
-    """erf as a NumPy ufunc, compiled by numba on first use (NumPy has no erf of its own)."""
+def _numba_erfc():
+    """erfc as a NumPy ufunc, compiled by numba on first use (NumPy has no erf of its own)."""
     import numba
 
     @numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
-    def erf(v):
-        return math.erf(v)
-    return erf
+    def erfc(v):
+        return math.erfc(v)
+    return erfc
 
 
-def erf(x):
+def erfc(x):
     if isinstance(x, (np.ndarray, np.generic)):
         if x.dtype == np.float16:
-            return _numba_erf()(x.astype(np.float32)).astype(np.float16)
-        return _numba_erf()(x)
+            return _numba_erfc()(x.astype(np.float32)).astype(np.float16)
+        return _numba_erfc()(x)
     import cupyx.scipy.special
-    return cupyx.scipy.special.erf(x)
+    return cupyx.scipy.special.erfc(x)
 
 
 def gelu(x, approximate):
-    """x * Phi(x); ``approximate="tanh"`` is 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
-    xp = xp_of(x)
+    """x * Phi(x) = 0.5 x erfc(-x / sqrt 2); ``approximate="tanh"`` is PyTorch's
+    0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed as x sigmoid(2u). Both forms
+    avoid 1 + (something near -1), which loses every digit for large negative x."""
     if approximate == "tanh":
-        return 0.5 * x * (1 + xp.tanh(x.dtype.type(SQRT_2_OVER_PI) * (x + 0.044715 * x ** 3)))
-    return 0.5 * x * (1 + erf(x * x.dtype.type(1 / math.sqrt(2))))
+        return x * _sigmoid(2 * _gelu_u(x))
+    return 0.5 * x * erfc(x * x.dtype.type(-1 / math.sqrt(2)))
+
+
+def _gelu_u(x):
+    return x.dtype.type(SQRT_2_OVER_PI) * (x + 0.044715 * x ** 3)
 
 
 def gelu_backward(x, gy, approximate):
     xp = xp_of(x)
     if approximate == "tanh":
-        k = x.dtype.type(SQRT_2_OVER_PI)
-        t = xp.tanh(k * (x + 0.044715 * x ** 3))
-        return gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x))
-    cdf = 0.5 * (1 + erf(x * x.dtype.type(1 / math.sqrt(2))))
+        s = _sigmoid(2 * _gelu_u(x))
+        du = x.dtype.type(SQRT_2_OVER_PI) * (1 + 3 * 0.044715 * x * x)
+        return gy * (s + 2 * x * s * (1 - s) * du)
+    cdf = 0.5 * erfc(x * x.dtype.type(-1 / math.sqrt(2)))
     pdf = xp.exp(-0.5 * x * x) * x.dtype.type(1 / math.sqrt(2 * math.pi))
     return gy * (cdf + x * pdf)
 
