@@ -457,7 +457,7 @@ void layer_norm(const py::object& x_obj, const py::object& w_obj, const py::obje
 void layer_norm_backward(const py::object& x_obj, const py::object& w_obj, const py::object& mean_obj,
                          const py::object& rstd_obj, const py::object& gy_obj, const py::object& n_dims_obj,
                          const py::object& gx_obj, const py::object& gw_obj, const py::object& gb_obj,
-                         const py::object& stream_obj) {
+                         const py::object& stream_obj, const py::object& ws_obj) {
   const char* fn = "tilegrad._cuda.layer_norm_backward";
   DevArray x = check_array(fn, "x", x_obj, false);
   const auto d = tg::glue::norm_dims(fn, x.shape, check_int(fn, "n_dims", n_dims_obj));
@@ -477,7 +477,21 @@ void layer_norm_backward(const py::object& x_obj, const py::object& w_obj, const
   check_shape(fn, "gbias", gb, d.param_shape);
   std::vector<std::pair<const char*, const DevArray*>> ins{{"x", &x}, {"mean", &mean}, {"rstd", &rstd}, {"gy", &gy}};
   if (w != nullptr) ins.push_back({"weight", w});
-  check_disjoint(fn, {{"gx", &gx}, {"gweight", &gw}, {"gbias", &gb}}, ins);
+  std::vector<std::pair<const char*, const DevArray*>> outs{{"gx", &gx}, {"gweight", &gw}, {"gbias", &gb}};
+  DevArray ws{};
+  float* ws_ptr = nullptr;
+  if (!ws_obj.is_none()) {
+    ws = check_array(fn, "workspace", ws_obj, true);
+    const int64_t need = tg_cuda_layer_norm_backward_workspace(d.rows, d.n);
+    if (ws.size < need) {
+      throw py::value_error(std::string(fn) + ": 'workspace' has " + std::to_string(ws.size) +
+                            " elements, needs at least " + std::to_string(need) +
+                            " (layer_norm_backward_workspace(rows, n))");
+    }
+    outs.push_back({"workspace", &ws});
+    ws_ptr = mptr(ws);
+  }
+  check_disjoint(fn, outs, ins);
   void* stream = to_stream(fn, stream_obj);
   if (d.n == 0) return;  // every output is empty
   int err;
@@ -485,7 +499,7 @@ void layer_norm_backward(const py::object& x_obj, const py::object& w_obj, const
     py::gil_scoped_release nogil;
     // rows == 0 still launches: gweight and gbias become zeros.
     err = tg_cuda_layer_norm_backward(cptr(x), opt_ptr(w), cptr(mean), cptr(rstd), cptr(gy), mptr(gx), mptr(gw),
-                                      mptr(gb), d.rows, d.n, stream);
+                                      mptr(gb), ws_ptr, d.rows, d.n, stream);
   }
   check_cuda(fn, err);
 }
@@ -812,9 +826,21 @@ PYBIND11_MODULE(_cuda, m) {
         "x.shape[:-n_dims] + (1,) * n_dims. weight / bias: None or the normalised shape. Outputs overlap nothing.");
   m.def("layer_norm_backward", &layer_norm_backward, py::arg("x"), py::arg("weight"), py::arg("mean"),
         py::arg("rstd"), py::arg("gy"), py::arg("n_dims"), py::arg("gx"), py::arg("gweight"), py::arg("gbias"),
-        py::arg("stream") = 0,
+        py::arg("stream") = 0, py::kw_only(), py::arg("workspace") = py::none(),
         "Gradients of layer_norm: gx (x's shape), gweight and gbias (the normalised shape, summed over rows; "
-        "written even when weight is None).");
+        "written even when weight is None). workspace: None, or a float32 CUDA array of at least "
+        "layer_norm_backward_workspace(rows, n) elements, which lets more blocks sum gweight / gbias.");
+  m.def("layer_norm_backward_workspace", [](py::object rows_obj, py::object n_obj) {
+          const char* fn = "tilegrad._cuda.layer_norm_backward_workspace";
+          const int64_t rows = check_int(fn, "rows", rows_obj);
+          const int64_t n = check_int(fn, "n", n_obj);
+          if (rows < 0 || n < 0) {
+            throw py::value_error(std::string(fn) + ": rows and n must be >= 0, got " + std::to_string(rows) +
+                                  ", " + std::to_string(n));
+          }
+          return tg_cuda_layer_norm_backward_workspace(rows, n);
+        }, py::arg("rows"), py::arg("n"),
+        "float32 elements of scratch layer_norm_backward can use for rows x n (0: it needs none).");
 
   m.def("adamw_step", &adamw_step, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"),
         py::arg("exp_avg_sqs"), py::kw_only(), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),

@@ -6,8 +6,10 @@
 // statistics (mean, then the centred variance, like the reference) and one to
 // write y; the backward one pass for sum(g) and sum(g * xhat), one to write gx.
 // gweight / gbias are column sums over all rows: a separate kernel gives each
-// 32-column tile to one block of 32 x 16 threads (16 row lanes), summed in a
-// fixed order, so results are bit-identical run to run.
+// 32-column tile and chunk of rows to one block of 32 x 16 threads (16 row
+// lanes); with a workspace the chunks' partial sums are then added in chunk
+// order by a second kernel (without one, one chunk of all rows: fewer blocks).
+// Everything is summed in a fixed order, so results are bit-identical run to run.
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -109,20 +111,29 @@ __global__ void layer_norm_backward_rows(const float* __restrict__ x, const floa
   }
 }
 
-// gweight[j] = sum_r gy[r, j] * xhat[r, j], gbias[j] = sum_r gy[r, j]; rows may be 0.
+// gweight[j] = sum_r gy[r, j] * xhat[r, j], gbias[j] = sum_r gy[r, j] over the rows of chunk
+// blockIdx.y ([chunk * rows_per_chunk, +rows_per_chunk) clipped to rows; rows may be 0), written
+// to gw / gb + chunk * chunk_stride. Each 32-column tile is summed by 16 row lanes, then in a
+// fixed order, so the result depends only on the data and the chunking.
 __global__ void __launch_bounds__(kColTile * kColRows)
 layer_norm_param_grads(const float* __restrict__ x, const float* __restrict__ mean,
                        const float* __restrict__ rstd, const float* __restrict__ gy, float* __restrict__ gw,
-                       float* __restrict__ gb, int64_t rows, int64_t n) {
+                       float* __restrict__ gb, int64_t chunk_stride, int64_t rows, int64_t n,
+                       int64_t rows_per_chunk) {
   __shared__ float sw[kColRows][kColTile + 1];
   __shared__ float sb[kColRows][kColTile + 1];
   const int tx = threadIdx.x % kColTile;
   const int ty = threadIdx.x / kColTile;
+  const int64_t chunk = blockIdx.y;
+  const int64_t r0 = chunk * rows_per_chunk;
+  const int64_t r1 = r0 + rows_per_chunk < rows ? r0 + rows_per_chunk : rows;
+  gw += chunk * chunk_stride;
+  gb += chunk * chunk_stride;
   for (int64_t tile = blockIdx.x; tile * kColTile < n; tile += gridDim.x) {
     const int64_t col = tile * kColTile + tx;
     float aw = 0.0f, ab = 0.0f;
     if (col < n) {
-      for (int64_t r = ty; r < rows; r += kColRows) {
+      for (int64_t r = r0 + ty; r < r1; r += kColRows) {
         const float g = gy[r * n + col];
         aw += g * ((x[r * n + col] - mean[r]) * rstd[r]);
         ab += g;
@@ -145,6 +156,37 @@ layer_norm_param_grads(const float* __restrict__ x, const float* __restrict__ me
   }
 }
 
+// Second stage: gweight / gbias = sums of the chunks' partials (part: chunks x [gw (n), gb (n)]),
+// in chunk order.
+__global__ void layer_norm_param_sum(const float* __restrict__ part, float* __restrict__ gw,
+                                     float* __restrict__ gb, int64_t chunks, int64_t n) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < n; j += stride) {
+    float tw = 0.0f, tb = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c) {
+      tw += part[c * 2 * n + j];
+      tb += part[c * 2 * n + n + j];
+    }
+    gw[j] = tw;
+    gb[j] = tb;
+  }
+}
+
+// How many row chunks the parameter gradients are split into: enough blocks (column tiles x
+// chunks) to cover the GPU, chunks of at least kMinChunkRows rows. A function of (rows, n) only.
+constexpr int64_t kMinChunkRows = 64;
+constexpr int64_t kTargetBlocks = 1024;
+constexpr int64_t kMaxChunks = 1024;
+
+int64_t param_chunks(int64_t rows, int64_t n) {
+  const int64_t tiles = (n + kColTile - 1) / kColTile;
+  int64_t chunks = kTargetBlocks / (tiles > 0 ? tiles : 1);
+  const int64_t by_rows = (rows + kMinChunkRows - 1) / kMinChunkRows;
+  if (chunks > by_rows) chunks = by_rows;
+  if (chunks > kMaxChunks) chunks = kMaxChunks;
+  return chunks < 1 ? 1 : chunks;
+}
+
 int block_threads(int64_t n) { return n >= 8192 ? 512 : 256; }
 
 }  // namespace
@@ -165,7 +207,8 @@ extern "C" int tg_cuda_layer_norm(const float* x, const float* weight, const flo
 
 extern "C" int tg_cuda_layer_norm_backward(const float* x, const float* weight, const float* mean,
                                            const float* rstd, const float* gy, float* gx, float* gweight,
-                                           float* gbias, int64_t rows, int64_t n, void* stream) {
+                                           float* gbias, float* workspace, int64_t rows, int64_t n,
+                                           void* stream) {
   if (n <= 0 || rows < 0) return 0;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (rows > 0) {
@@ -179,7 +222,24 @@ extern "C" int tg_cuda_layer_norm_backward(const float* x, const float* weight, 
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return static_cast<int>(err);
   }
-  layer_norm_param_grads<<<grid_for(n, kColTile), kColTile * kColRows, 0, s>>>(x, mean, rstd, gy, gweight,
-                                                                               gbias, rows, n);
+  const int64_t chunks = param_chunks(rows, n);
+  if (chunks == 1 || workspace == nullptr) {
+    layer_norm_param_grads<<<grid_for(n, kColTile), kColTile * kColRows, 0, s>>>(x, mean, rstd, gy, gweight,
+                                                                                 gbias, 0, rows, n, rows);
+    return static_cast<int>(cudaGetLastError());
+  }
+  const int64_t rows_per_chunk = (rows + chunks - 1) / chunks;
+  const dim3 grid(grid_for(n, kColTile), static_cast<unsigned int>(chunks));
+  layer_norm_param_grads<<<grid, kColTile * kColRows, 0, s>>>(x, mean, rstd, gy, workspace, workspace + n, 2 * n,
+                                                              rows, n, rows_per_chunk);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return static_cast<int>(err);
+  layer_norm_param_sum<<<grid_for(n, 256), 256, 0, s>>>(workspace, gweight, gbias, chunks, n);
   return static_cast<int>(cudaGetLastError());
+}
+
+extern "C" int64_t tg_cuda_layer_norm_backward_workspace(int64_t rows, int64_t n) {
+  if (rows <= 0 || n <= 0) return 0;
+  const int64_t chunks = param_chunks(rows, n);
+  return chunks == 1 ? 0 : 2 * chunks * n;
 }

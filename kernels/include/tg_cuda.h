@@ -49,9 +49,12 @@ int tg_cuda_activation_backward(int act, const float* a, const float* gy, float*
 int tg_cuda_layer_norm(const float* x, const float* weight, const float* bias, float* y, float* mean,
                        float* rstd, int64_t rows, int64_t n, float eps, void* stream);
 // gx (rows, n), gweight and gbias (n): sums over all rows (zeros when rows == 0).
+// workspace: null, or tg_cuda_layer_norm_backward_workspace(rows, n) floats of
+// scratch that let the parameter gradients be summed by more blocks (two stages).
 int tg_cuda_layer_norm_backward(const float* x, const float* weight, const float* mean, const float* rstd,
-                                const float* gy, float* gx, float* gweight, float* gbias, int64_t rows,
-                                int64_t n, void* stream);
+                                const float* gy, float* gx, float* gweight, float* gbias, float* workspace,
+                                int64_t rows, int64_t n, void* stream);
+int64_t tg_cuda_layer_norm_backward_workspace(int64_t rows, int64_t n);
 
 // Fused multi-tensor optimizer steps. Host arrays of `count` device pointers and
 // element counts; s1/s2/s3 are optimizer-state lists (null list = absent).

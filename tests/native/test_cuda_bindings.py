@@ -493,3 +493,55 @@ def test_sgd_hyperparameters():
 
 def test_opt_launch_capacity():
     assert _cuda.opt_max_tensors_per_launch() == 256
+
+
+def test_layer_norm_backward_workspace():
+    assert _cuda.layer_norm_backward_workspace(0, 768) == 0
+    assert _cuda.layer_norm_backward_workspace(16, 768) == 0  # few rows: one chunk, no scratch
+    need = _cuda.layer_norm_backward_workspace(16384, 768)
+    assert need > 0 and need % (2 * 768) == 0
+    assert _cuda.layer_norm_backward_workspace(np.int64(16384), 768) == need
+    for bad in (1.0, None, True, "3"):
+        with raises_naming(TypeError, "layer_norm_backward_workspace", "_cuda", "int"):
+            _cuda.layer_norm_backward_workspace(bad, 768)
+    with raises_naming(ValueError, "layer_norm_backward_workspace", "_cuda", ">= 0"):
+        _cuda.layer_norm_backward_workspace(-1, 768)
+
+    def args(shape=(2000, 40), ws=None):
+        lead = shape[:-1] + (1,)
+        d = {"x": cai(shape), "weight": cai(shape[-1:]), "mean": cai(lead), "rstd": cai(lead), "gy": cai(shape),
+             "n_dims": 1, "gx": cai(shape), "gweight": cai(shape[-1:]), "gbias": cai(shape[-1:])}
+        return d, ws
+
+    need = _cuda.layer_norm_backward_workspace(2000, 40)
+    assert need > 0
+
+    def run(d, ws, **kw):
+        call("layer_norm_backward", d, workspace=None if ws is None else Fake(ws), **kw)
+
+    for label, transform, exc, fragment in BAD:
+        if label == "strides fortran":
+            continue  # a 1-D array in Fortran order is C-contiguous too
+        d, _ = args()
+        with raises_naming(exc, "layer_norm_backward", "_cuda", "'workspace'", fragment):
+            run(d, transform(cai((need,))))
+    d, _ = args()
+    with raises_naming(ValueError, "layer_norm_backward", "_cuda", "'workspace'", "writeable"):
+        run(d, cai((need,), readonly=True))
+    with raises_naming(ValueError, "layer_norm_backward", "_cuda", "'workspace'", f"at least {need}"):
+        run(d, cai((need - 1,)))
+    with raises_naming(ValueError, "layer_norm_backward", "_cuda", "'workspace'", "'gy'", "share memory"):
+        run(d, cai((need,), ptr=d["gy"]["data"][0] + 4 * 1000))
+    with raises_naming(ValueError, "layer_norm_backward", "_cuda", "'gbias'", "'workspace'", "share memory"):
+        run(d, cai((need,), ptr=d["gbias"]["data"][0] - 4))
+    with pytest.raises(TypeError):  # keyword-only
+        getattr(_cuda, "layer_norm_backward")(*(Fake(v) if isinstance(v, dict) else v for v in d.values()), 0,
+                                               Fake(cai((need,))))
+    if not GPU:
+        with raises_naming(RuntimeError, "layer_norm_backward", "_cuda", "CUDA error"):
+            run(d, cai((need + 10, 2)))  # any shape with enough elements
+        with raises_naming(RuntimeError, "layer_norm_backward", "_cuda", "CUDA error"):
+            run(d, None)
+        d, _ = args((3, 40))
+        with raises_naming(RuntimeError, "layer_norm_backward", "_cuda", "CUDA error"):
+            run(d, cai((0,), ptr=0))  # none needed: an empty one is fine

@@ -413,16 +413,25 @@ def test_layer_norm_forward(rng, stream, shape, n_dims, affine):
     assert_close(cp.asnumpy(y), wy, scale, 1e-4, ctx)
 
 
+def ln_workspace(shape, n_dims, use):
+    """None, or the scratch layer_norm_backward may use (when it wants any)."""
+    n = int(np.prod(shape[len(shape) - n_dims:]))
+    rows = int(np.prod(shape)) // n if n else 0
+    need = _cuda.layer_norm_backward_workspace(rows, n)
+    return nan_array((need,)) if use and need else None
+
+
 @pytest.mark.parametrize("shape,n_dims", LN_CASES, ids=[f"{s}-{d}" for s, d in LN_CASES])
 @pytest.mark.parametrize("with_weight", [True, False], ids=["w", "no-w"])
-def test_layer_norm_backward(rng, stream, shape, n_dims, with_weight):
+@pytest.mark.parametrize("use_workspace", [True, False], ids=["ws", "no-ws"])
+def test_layer_norm_backward(rng, stream, shape, n_dims, with_weight, use_workspace):
     x, w, _ = ln_inputs(rng, shape, n_dims, (with_weight, False))
     _, mean, rstd = REF["layer_norm"](x, w, None, n_dims, 1e-5)  # float32 statistics, as the forward gives
     gy = rng.normal(*shape)
     pshape = shape[len(shape) - n_dims:]
     gx, gw, gb = nan_array(shape), nan_array(pshape), nan_array(pshape)
     run_on(stream, _cuda.layer_norm_backward, to_gpu(x), gpu_or_none(w), to_gpu(mean), to_gpu(rstd), to_gpu(gy),
-           n_dims, gx, gw, gb)
+           n_dims, gx, gw, gb, workspace=ln_workspace(shape, n_dims, use_workspace))
     x64, g64, m64, r64 = f64(x), f64(gy), f64(mean), f64(rstd)
     w64 = None if w is None else f64(w)
     want_gx, want_gw, want_gb = REF["layer_norm_backward"](x64, w64, m64, r64, g64, n_dims)
@@ -455,7 +464,8 @@ def test_layer_norm_grid_stride_block_rows(rng, stream):
     assert_close(cp.asnumpy(y)[rows], wy, np.abs(wy) + np.abs(f64(w)) + np.abs(f64(b)) + 1, 1e-4, str(rng))
 
 
-def test_layer_norm_backward_is_deterministic(rng, stream):
+@pytest.mark.parametrize("use_workspace", [True, False], ids=["ws", "no-ws"])
+def test_layer_norm_backward_is_deterministic(rng, stream, use_workspace):
     x, w, _ = ln_inputs(rng, (20000, 96), 1, (True, False))
     _, mean, rstd = REF["layer_norm"](x, w, None, 1, 1e-5)
     gy = rng.normal(20000, 96)
@@ -463,7 +473,9 @@ def test_layer_norm_backward_is_deterministic(rng, stream):
     results = []
     for _ in range(3):
         outs = [nan_array((20000, 96)), nan_array((96,)), nan_array((96,))]
-        run_on(stream, _cuda.layer_norm_backward, *args[:4], args[4], 1, *outs)
+        ws = ln_workspace((20000, 96), 1, use_workspace)
+        assert (ws is not None) == use_workspace
+        run_on(stream, _cuda.layer_norm_backward, *args[:4], args[4], 1, *outs, workspace=ws)
         results.append([cp.asnumpy(o) for o in outs])
     for r in results[1:]:
         for a, b in zip(results[0], r):

@@ -176,7 +176,11 @@ def layer_norm_backward(x, weight, mean, rstd, gy, n_dims):
     gx = cp.empty_like(x)
     gweight = cp.empty(x.shape[x.ndim - n_dims:], F32)
     gbias = cp.empty_like(gweight)
-    _cuda.layer_norm_backward(x, weight, mean, rstd, gy, int(n_dims), gx, gweight, gbias, stream=_stream())
+    rows = x.size // gweight.size if gweight.size else 0
+    need = _cuda.layer_norm_backward_workspace(rows, gweight.size)
+    workspace = cp.empty(need, F32) if need else None  # from CuPy's pool, freed back to it
+    _cuda.layer_norm_backward(x, weight, mean, rstd, gy, int(n_dims), gx, gweight, gbias, stream=_stream(),
+                              workspace=workspace)
     return gx, gweight, gbias
 
 
