@@ -246,8 +246,14 @@ void relu_backward(const py::object& x_obj, const py::object& gy_obj, const py::
   check_cuda(fn, err);
 }
 
+// The matmul kernel versions (matmul.cu, matmul_v2.cu); 0 picks the default, the fastest one
+// measured. v1 stays the default until v2 has been timed against it on a GPU.
+constexpr int kMatmulDefault = 1;
+int64_t check_int(const char* fn, const char* name, const py::object& obj);  // below
+constexpr int kMatmulVersions = 2;
+
 void matmul(const py::object& a_obj, const py::object& b_obj, const py::object& out_obj,
-            const py::object& stream_obj) {
+            const py::object& stream_obj, const py::object& version_obj) {
   const char* fn = "tilegrad._cuda.matmul";
   DevArray a = check_array(fn, "a", a_obj, false);
   DevArray b = check_array(fn, "b", b_obj, false);
@@ -258,11 +264,18 @@ void matmul(const py::object& a_obj, const py::object& b_obj, const py::object& 
     throw py::value_error(std::string(fn) + ": out must not share memory with a or b");
   }
   void* stream = to_stream(fn, stream_obj);
+  int64_t version = check_int(fn, "version", version_obj);
+  if (version < 0 || version > kMatmulVersions) {
+    throw py::value_error(std::string(fn) + ": version must be 0 (the default kernel) or 1.." +
+                          std::to_string(kMatmulVersions) + ", got " + std::to_string(version));
+  }
+  if (version == 0) version = kMatmulDefault;
   if (out.size == 0) return;
   int err;
   {
     py::gil_scoped_release nogil;
-    err = tg_cuda_matmul(cptr(a), cptr(b), mptr(out), d.batch, d.m, d.n, d.k, stream);
+    auto launch = version == 2 ? tg_cuda_matmul_v2 : tg_cuda_matmul;
+    err = launch(cptr(a), cptr(b), mptr(out), d.batch, d.m, d.n, d.k, stream);
   }
   check_cuda(fn, err);
 }
@@ -753,9 +766,11 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("relu_backward", &relu_backward, py::arg("x"), py::arg("gy"), py::arg("out"),
         py::arg("stream") = 0,
         "out[...] = gy where x > 0 else 0 on the GPU. float32, C-contiguous, identical shapes.");
-  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("stream") = 0,
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("stream") = 0, py::kw_only(),
+        py::arg("version") = 0,
         "out = a @ b on the GPU for (M, K) @ (K, N) -> (M, N) or batched (B, M, K) @ (B, K, N) -> "
-        "(B, M, N). float32, C-contiguous; out must not overlap a or b.");
+        "(B, M, N). float32, C-contiguous; out must not overlap a or b. version: 0 the default kernel, "
+        "1 or 2 a specific one (for tests and timing).");
   m.def("softmax", [](py::object x, py::object dim, py::object out, py::object stream) {
           softmax_impl("tilegrad._cuda.softmax", false, x, dim, out, stream);
         }, py::arg("x"), py::arg("dim"), py::arg("out"), py::arg("stream") = 0,

@@ -19,6 +19,9 @@ int tg_cuda_relu_backward(const float* x, const float* gy, float* out, int64_t n
 // out[b] = a[b] @ b[b] for b < batch; a (M, K), b (K, N), out (M, N). K == 0 writes zeros.
 int tg_cuda_matmul(const float* a, const float* b, float* out, int64_t batch, int64_t m,
                    int64_t n, int64_t k, void* stream);
+// The same product by v2 (128 x 128 blocks, 8 x 8 register tiles; matmul_v2.cu).
+int tg_cuda_matmul_v2(const float* a, const float* b, float* out, int64_t batch, int64_t m,
+                      int64_t n, int64_t k, void* stream);
 
 // Softmax along one dim of a C-contiguous array seen as (outer, n, inner), n the
 // reduced dim's size; log != 0 gives log_softmax. out may be x exactly.

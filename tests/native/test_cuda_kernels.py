@@ -28,16 +28,16 @@ def to_gpu(x):
     return cp.asarray(x)
 
 
-def check_matmul(a, b, stream, ctx):
+def check_matmul(a, b, stream, ctx, version=0):
     da, db = to_gpu(a), to_gpu(b)
     out = cp.full(a.shape[:-1] + b.shape[-1:], cp.nan, dtype=cp.float32)
-    _cuda.matmul(da, db, out, stream=stream.ptr)
+    _cuda.matmul(da, db, out, stream=stream.ptr, version=version)
     stream.synchronize()
     got = cp.asnumpy(out).astype(np.float64)
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     tol = 1e-5 * max(1.0, math.sqrt(a.shape[-1])) * (np.abs(a64) @ np.abs(b64)) + 1e-30
     bad = np.argwhere(~(np.abs(got - a64 @ b64) <= tol))
-    assert bad.size == 0, f"matmul {a.shape} @ {b.shape}: {len(bad)} bad, first {tuple(bad[0])}; {ctx}"
+    assert bad.size == 0, f"matmul v{version} {a.shape} @ {b.shape}: {len(bad)} bad, first {tuple(bad[0])}; {ctx}"
 
 
 @pytest.mark.parametrize("m", RAGGED)
@@ -54,6 +54,31 @@ def test_matmul_batched(rng, stream, batch, m, n, k):
 
 def test_matmul_large(rng, stream):
     check_matmul(rng.normal(1031, 517), rng.normal(517, 1029), stream, rng)
+
+
+MATMUL_V2_SIZES = [1, 7, 127, 128, 129, 255, 257]
+
+
+@pytest.mark.parametrize("m", MATMUL_V2_SIZES)
+@pytest.mark.parametrize("n", MATMUL_V2_SIZES)
+def test_matmul_v2_ragged(rng, stream, m, n):
+    # v2's 128 x 128 tiles and 8-deep K slices: sizes around their edges.
+    for k in (1, 7, 8, 9, 65):
+        check_matmul(rng.normal(m, k), rng.normal(k, n), stream, rng, version=2)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("batch,m,n,k", [(3, 33, 65, 17), (64, 7, 9, 5), (2, 130, 129, 257), (1, 1031, 1029, 517)])
+def test_matmul_versions_batched(rng, stream, version, batch, m, n, k):
+    check_matmul(rng.normal(batch, m, k), rng.normal(batch, k, n), stream, rng, version=version)
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_matmul_versions_k_zero(stream, version):
+    out = cp.full((130, 4), cp.nan, dtype=cp.float32)
+    _cuda.matmul(cp.ones((130, 0), cp.float32), cp.ones((0, 4), cp.float32), out, stream=stream.ptr, version=version)
+    stream.synchronize()
+    assert (cp.asnumpy(out) == 0).all()
 
 
 def test_matmul_k_zero(stream):
