@@ -21,7 +21,9 @@ namespace {
 constexpr int64_t kKc = 256;   // depth of a packed panel: a KC x NR B sliver is 16 KiB (L1)
 constexpr int64_t kMcTarget = 144;  // rows of A per block: MC x KC floats ~ 144 KiB (L2)
 constexpr int64_t kNc = 2048;  // columns of B per panel: KC x NC floats = 2 MiB (L3)
-constexpr int64_t kParallelMinWork = 1 << 17;  // M*N*K below this runs on one thread
+constexpr int64_t kParallelMinWork = 1 << 22;  // M*N*K below this (~0.1 ms of work) runs on one
+// thread: a fork/join costs microseconds on an idle machine but can stall a whole scheduler slice
+// (4-8 ms) on a busy one, as recurrent models with many small products show.
 
 // A growable, 64-byte aligned scratch buffer, one per calling thread, so
 // repeated calls reuse memory instead of faulting in fresh pages. Only the

@@ -50,8 +50,11 @@ def relu_backward(x, gy):
 
 
 def matmul(a, b):
-    """2-D and equal-batch 3-D float32 products run natively; broadcasting batches, vectors and
-    other dtypes use the reference."""
+    """2-D and equal-batch 3-D float32 products run natively, and so does (..., M, K) @ (K, N)
+    (a Linear layer on a batch of sequences) as one 2-D product over all leading rows; other
+    broadcasting batches, vectors and dtypes use the reference."""
+    if a.ndim > 2 and b.ndim == 2 and a.dtype == F32 and b.dtype == F32:
+        return matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
     if not matmul_covered(a, b):
         return reference.matmul(a, b)
     a, b = _f32c(a), _f32c(b)
