@@ -246,11 +246,12 @@ void relu_backward(const py::object& x_obj, const py::object& gy_obj, const py::
   check_cuda(fn, err);
 }
 
-// The matmul kernel versions (matmul.cu, matmul_v2.cu); 0 picks the default, the fastest one
-// measured. v1 stays the default until v2 has been timed against it on a GPU.
+// The matmul kernel versions (matmul.cu, matmul_v2.cu, matmul_tf32.cu); 0 picks the default, the
+// fastest float32-exact one measured. v1 stays the default until v2 has been timed against it on a
+// GPU; v3 (TF32) is never the default: it rounds the inputs.
 constexpr int kMatmulDefault = 1;
 int64_t check_int(const char* fn, const char* name, const py::object& obj);  // below
-constexpr int kMatmulVersions = 2;
+constexpr int kMatmulVersions = 3;
 
 void matmul(const py::object& a_obj, const py::object& b_obj, const py::object& out_obj,
             const py::object& stream_obj, const py::object& version_obj) {
@@ -274,7 +275,7 @@ void matmul(const py::object& a_obj, const py::object& b_obj, const py::object& 
   int err;
   {
     py::gil_scoped_release nogil;
-    auto launch = version == 2 ? tg_cuda_matmul_v2 : tg_cuda_matmul;
+    auto launch = version == 3 ? tg_cuda_matmul_tf32 : version == 2 ? tg_cuda_matmul_v2 : tg_cuda_matmul;
     err = launch(cptr(a), cptr(b), mptr(out), d.batch, d.m, d.n, d.k, stream);
   }
   check_cuda(fn, err);
@@ -770,7 +771,8 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("version") = 0,
         "out = a @ b on the GPU for (M, K) @ (K, N) -> (M, N) or batched (B, M, K) @ (B, K, N) -> "
         "(B, M, N). float32, C-contiguous; out must not overlap a or b. version: 0 the default kernel, "
-        "1 or 2 a specific one (for tests and timing).");
+        "1 or 2 a specific float32 one (for tests and timing), 3 the TF32 tensor-core kernel (inputs "
+        "rounded to TF32: about 1e-3 relative error; opt-in only).");
   m.def("softmax", [](py::object x, py::object dim, py::object out, py::object stream) {
           softmax_impl("tilegrad._cuda.softmax", false, x, dim, out, stream);
         }, py::arg("x"), py::arg("dim"), py::arg("out"), py::arg("stream") = 0,

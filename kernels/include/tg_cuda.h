@@ -22,6 +22,10 @@ int tg_cuda_matmul(const float* a, const float* b, float* out, int64_t batch, in
 // The same product by v2 (128 x 128 blocks, 8 x 8 register tiles; matmul_v2.cu).
 int tg_cuda_matmul_v2(const float* a, const float* b, float* out, int64_t batch, int64_t m,
                       int64_t n, int64_t k, void* stream);
+// v3, opt-in only: TF32 tensor cores (inputs rounded to a 10-bit mantissa, float32
+// accumulation; about 1e-3 relative to |a| @ |b|). matmul_tf32.cu; sm_80+.
+int tg_cuda_matmul_tf32(const float* a, const float* b, float* out, int64_t batch, int64_t m,
+                        int64_t n, int64_t k, void* stream);
 
 // Softmax along one dim of a C-contiguous array seen as (outer, n, inner), n the
 // reduced dim's size; log != 0 gives log_softmax. out may be x exactly.

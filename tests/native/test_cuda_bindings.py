@@ -551,7 +551,7 @@ def test_matmul_version():
     def mm(**kw):
         _cuda.matmul(Fake(cai((3, 4))), Fake(cai((4, 5))), Fake(cai((3, 5))), **kw)
 
-    for bad in (3, -1, 100):
+    for bad in (4, -1, 100):
         with raises_naming(ValueError, "matmul", "_cuda", "version", str(bad)):
             mm(version=bad)
     for bad in (1.0, "2", None, True):
@@ -561,6 +561,6 @@ def test_matmul_version():
         _cuda.matmul(Fake(cai((3, 4))), Fake(cai((4, 5))), Fake(cai((3, 5))), 0, 2)
     _cuda.matmul(Fake(cai((0, 4), ptr=0)), Fake(cai((4, 5))), Fake(cai((0, 5), ptr=0)), version=2)  # empty
     if not GPU:
-        for v in (0, 1, 2, np.int64(2)):
+        for v in (0, 1, 2, 3, np.int64(2)):
             with raises_naming(RuntimeError, "matmul", "_cuda", "CUDA error"):
                 mm(version=v)

@@ -35,7 +35,10 @@ def check_matmul(a, b, stream, ctx, version=0):
     stream.synchronize()
     got = cp.asnumpy(out).astype(np.float64)
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    tol = 1e-5 * max(1.0, math.sqrt(a.shape[-1])) * (np.abs(a64) @ np.abs(b64)) + 1e-30
+    rel = 1e-5 * max(1.0, math.sqrt(a.shape[-1]))
+    if version == 3:
+        rel += 2e-3  # TF32 rounds each input to a 10-bit mantissa (2^-11 relative), products keep 2^-10
+    tol = rel * (np.abs(a64) @ np.abs(b64)) + 1e-30
     bad = np.argwhere(~(np.abs(got - a64 @ b64) <= tol))
     assert bad.size == 0, f"matmul v{version} {a.shape} @ {b.shape}: {len(bad)} bad, first {tuple(bad[0])}; {ctx}"
 
@@ -59,21 +62,36 @@ def test_matmul_large(rng, stream):
 MATMUL_V2_SIZES = [1, 7, 127, 128, 129, 255, 257]
 
 
+@pytest.mark.parametrize("version", [2, 3], ids=["v2", "v3-tf32"])
 @pytest.mark.parametrize("m", MATMUL_V2_SIZES)
 @pytest.mark.parametrize("n", MATMUL_V2_SIZES)
-def test_matmul_v2_ragged(rng, stream, m, n):
-    # v2's 128 x 128 tiles and 8-deep K slices: sizes around their edges.
-    for k in (1, 7, 8, 9, 65):
-        check_matmul(rng.normal(m, k), rng.normal(k, n), stream, rng, version=2)
+def test_matmul_v2_v3_ragged(rng, stream, version, m, n):
+    # v2's and v3's 128 x 128 tiles and 8- / 16-deep K slices: sizes around their edges.
+    for k in (1, 7, 8, 9, 16, 17, 65):
+        check_matmul(rng.normal(m, k), rng.normal(k, n), stream, rng, version=version)
 
 
-@pytest.mark.parametrize("version", [1, 2])
+def test_matmul_tf32_is_not_exact_float32(rng, stream):
+    # v3 really rounds to TF32 (so it is not silently running a float32 path): 1 + 2^-12 becomes 1.
+    a = np.full((16, 8), 1 + 2.0 ** -12, np.float32)
+    b = np.eye(8, dtype=np.float32)
+    out = cp.full((16, 8), cp.nan, dtype=cp.float32)
+    _cuda.matmul(to_gpu(a), to_gpu(b), out, stream=stream.ptr, version=3)
+    stream.synchronize()
+    np.testing.assert_array_equal(cp.asnumpy(out), np.ones((16, 8), np.float32))
+    exact = cp.full((16, 8), cp.nan, dtype=cp.float32)
+    _cuda.matmul(to_gpu(a), to_gpu(b), exact, stream=stream.ptr, version=1)
+    stream.synchronize()
+    np.testing.assert_array_equal(cp.asnumpy(exact), a @ b)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
 @pytest.mark.parametrize("batch,m,n,k", [(3, 33, 65, 17), (64, 7, 9, 5), (2, 130, 129, 257), (1, 1031, 1029, 517)])
 def test_matmul_versions_batched(rng, stream, version, batch, m, n, k):
     check_matmul(rng.normal(batch, m, k), rng.normal(batch, k, n), stream, rng, version=version)
 
 
-@pytest.mark.parametrize("version", [0, 1, 2])
+@pytest.mark.parametrize("version", [0, 1, 2, 3])
 def test_matmul_versions_k_zero(stream, version):
     out = cp.full((130, 4), cp.nan, dtype=cp.float32)
     _cuda.matmul(cp.ones((130, 0), cp.float32), cp.ones((0, 4), cp.float32), out, stream=stream.ptr, version=version)
