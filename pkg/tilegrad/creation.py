@@ -5,6 +5,7 @@ import numpy as np
 
 from . import dtypes
 from .device import as_device, device_of
+from .ops.shape import move_array
 from .random import default_generator
 from .tensor import Tensor
 from .tensor_shape import _dims
@@ -15,15 +16,6 @@ def _xp(device):
         return np
     from . import cuda
     return cuda.require()
-
-
-def _on(array, device):
-    """A NumPy array moved to ``device`` (no copy on the CPU)."""
-    if device.type == "cpu":
-        return array
-    cp = _xp(device)
-    with cp.cuda.Device(device.index):
-        return cp.asarray(array)
 
 
 def _finish(array, device, requires_grad):
@@ -71,7 +63,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
         dtypes.from_numpy(array.dtype)  # TypeError for dtypes tilegrad does not support
     device = as_device(device)
     if device_of(array) != device:
-        array = _on(array, device) if isinstance(array, np.ndarray) else array.get()
+        array = move_array(array, device)
     return _finish(array, device, requires_grad)
 
 
@@ -129,7 +121,8 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         integral = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = dtypes.int64 if integral else dtypes.DEFAULT_FLOAT
     dtype = dtypes.to_dtype(dtype)
-    return _finish(_on(np.arange(start, end, step, dtype=dtype.np), as_device(device)), as_device(device), requires_grad)
+    device = as_device(device)
+    return _finish(move_array(np.arange(start, end, step, dtype=dtype.np), device), device, requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
@@ -137,7 +130,8 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     if steps < 0:
         raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
     array = np.linspace(start, end, steps, dtype=np.float64).astype(dtype.np)
-    return _finish(_on(array, as_device(device)), as_device(device), requires_grad)
+    device = as_device(device)
+    return _finish(move_array(array, device), device, requires_grad)
 
 
 def _random(sample_cpu, sample_gpu, size, dtype, device, requires_grad, generator):

@@ -157,14 +157,15 @@ class ToDevice(Op):
     @staticmethod
     def forward(ctx, x, device):
         ctx.source = "cpu" if isinstance(x, np.ndarray) else "cuda"
-        return _move(x, device)
+        return move_array(x, device)
 
     @staticmethod
     def backward(ctx, gy):
-        return _move(gy, ctx.source), None
+        return move_array(gy, ctx.source), None
 
 
-def _move(a, device):
+def move_array(a, device):
+    """``a`` (a NumPy or CuPy array) on ``device``: no copy when it is already there."""
     device = str(device)
     if device.startswith("cpu"):
         return a if isinstance(a, np.ndarray) else a.get()
