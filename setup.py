@@ -1,10 +1,10 @@
 """Build of tilegrad's compiled modules (metadata lives in pyproject.toml).
 
-tilegrad._cpu   always: kernels/cpu/*.cpp + csrc/cpu_module.cpp, C++17, -O3, OpenMP.
+tilegrad._cpu   always: kernels/cpu/*.cpp + csrc/cpu_module.cpp + csrc/cpu/*.cpp, C++17, -O3, OpenMP.
                 No -march flag: AVX2/AVX-512 code is selected at run time.
 tilegrad._cuda  when a CUDA compiler is found (TILEGRAD_CUDA=auto|0|1, default auto;
                 1 fails loudly without one): kernels/cuda/*.cu are compiled by nvcc into
-                objects (register spills are errors), csrc/cuda_module.cpp by the host
+                objects (register spills are errors), csrc/cuda_module.cpp and csrc/cuda/*.cpp by the host
                 C++ compiler, and everything is linked against the static CUDA runtime.
 
 nvcc is searched in CUDA_HOME (or CUDA_PATH), PATH, the pip wheels'
@@ -221,10 +221,11 @@ class build_ext(_build_ext):
 
 def extensions():
     include = ["kernels/include", "kernels/cpu", "csrc"]
-    headers = _sources("kernels/include/*.h") + _sources("kernels/cpu/*.h") + _sources("csrc/*.h")
+    headers = (_sources("kernels/include/*.h") + _sources("kernels/cpu/*.h") + _sources("csrc/*.h")
+               + _sources("csrc/*/*.h"))
     cpu = Pybind11Extension(
         "tilegrad._cpu",
-        sources=["csrc/cpu_module.cpp"] + _sources("kernels/cpu/*.cpp"),
+        sources=["csrc/cpu_module.cpp"] + _sources("csrc/cpu/*.cpp") + _sources("kernels/cpu/*.cpp"),
         include_dirs=include,
         depends=headers,
         cxx_std=17,
@@ -233,7 +234,7 @@ def extensions():
     )
     cuda = Pybind11Extension(
         "tilegrad._cuda",
-        sources=["csrc/cuda_module.cpp"],
+        sources=["csrc/cuda_module.cpp"] + _sources("csrc/cuda/*.cpp"),
         include_dirs=["kernels/include", "csrc"],
         depends=headers + _sources("kernels/cuda/*.cu"),
         cxx_std=17,

@@ -1,0 +1,259 @@
+// Argument checks shared by the tilegrad._cuda binding files. Arrays are any
+// objects with a __cuda_array_interface__ (CuPy, PyTorch, ...): the dict is
+// parsed and every argument checked before any CUDA call. Messages name the function.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common.h"
+#include "tg_cuda.h"
+
+namespace tg {
+namespace cuda_glue {
+
+namespace py = pybind11;
+using tg::glue::Shape;
+
+struct DevArray {
+  Shape shape;
+  int64_t size;
+  uintptr_t ptr;
+};
+
+inline std::string type_name(const py::handle& obj) {
+  return py::str(py::type::of(obj).attr("__name__"));
+}
+
+// Python int (or an object with __index__, e.g. numpy.int64), but not bool.
+inline bool as_pylong(const py::handle& obj, py::object* out) {
+  if (PyBool_Check(obj.ptr())) return false;
+  PyObject* idx = PyNumber_Index(obj.ptr());
+  if (idx == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  *out = py::reinterpret_steal<py::object>(idx);
+  return true;
+}
+
+// Reads a non-negative int into a uintptr_t; false when it is not one.
+inline bool to_uintptr(const py::handle& obj, uintptr_t* out) {
+  py::object v;
+  if (!as_pylong(obj, &v)) return false;
+  unsigned long long u = PyLong_AsUnsignedLongLong(v.ptr());
+  if (u == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  *out = static_cast<uintptr_t>(u);
+  return true;
+}
+
+inline bool to_int64(const py::handle& obj, int64_t* out) {
+  py::object v;
+  if (!as_pylong(obj, &v)) return false;
+  int overflow = 0;
+  long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+  if (overflow != 0 || (x == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    return false;
+  }
+  *out = x;
+  return true;
+}
+
+// Parses obj.__cuda_array_interface__: float32 ('<f4'), C-contiguous, no mask,
+// non-null data unless empty, writeable when it is an output.
+inline DevArray check_array(const char* fn, const char* name, const py::object& obj, bool is_out) {
+  const std::string where = std::string(fn) + ": argument '" + name + "'";
+  if (!py::hasattr(obj, "__cuda_array_interface__")) {
+    throw py::type_error(where + " must be a CUDA array (an object with __cuda_array_interface__, "
+                         "e.g. a cupy.ndarray), got " + type_name(obj));
+  }
+  py::object cai_obj = obj.attr("__cuda_array_interface__");
+  if (!py::isinstance<py::dict>(cai_obj)) {
+    throw py::type_error(where + ": __cuda_array_interface__ must be a dict, got " + type_name(cai_obj));
+  }
+  auto cai = py::reinterpret_borrow<py::dict>(cai_obj);
+  for (const char* key : {"shape", "typestr", "data"}) {
+    if (!cai.contains(key)) {
+      throw py::type_error(where + ": __cuda_array_interface__ has no '" + key + "' entry");
+    }
+  }
+
+  py::object typestr = cai["typestr"];
+  if (!py::isinstance<py::str>(typestr)) {
+    throw py::type_error(where + ": __cuda_array_interface__['typestr'] must be a str, got " +
+                         type_name(typestr));
+  }
+  const std::string ts = py::str(typestr);
+  if (ts != "<f4") {
+    throw py::type_error(where + " must have dtype float32 (typestr '<f4'), got typestr '" + ts + "'");
+  }
+
+  DevArray d{{}, 1, 0};
+  py::object shape = cai["shape"];
+  if (!py::isinstance<py::tuple>(shape)) {
+    throw py::type_error(where + ": __cuda_array_interface__['shape'] must be a tuple, got " +
+                         type_name(shape));
+  }
+  for (const py::handle& dim : py::reinterpret_borrow<py::tuple>(shape)) {
+    int64_t v = 0;
+    if (!to_int64(dim, &v)) {
+      throw py::type_error(where + ": __cuda_array_interface__['shape'] must hold ints, got " +
+                           std::string(py::repr(shape)));
+    }
+    if (v < 0) {
+      throw py::value_error(where + ": negative dimension in shape " + std::string(py::repr(shape)));
+    }
+    d.shape.push_back(v);
+  }
+  d.size = 1;
+  for (int64_t v : d.shape) {
+    if (v != 0 && d.size > (INT64_MAX / 4) / v) {
+      // Keep going only to find a zero dimension, which makes the array empty.
+      bool empty = false;
+      for (int64_t w : d.shape) empty = empty || w == 0;
+      if (empty) { d.size = 0; break; }
+      throw py::value_error(where + ": shape " + std::string(py::repr(shape)) + " is too large");
+    }
+    d.size *= v;
+  }
+
+  py::object data = cai["data"];
+  if (!py::isinstance<py::tuple>(data) || py::len(data) != 2) {
+    throw py::type_error(where + ": __cuda_array_interface__['data'] must be a (pointer, readonly) "
+                         "tuple, got " + std::string(py::repr(data)));
+  }
+  auto data_t = py::reinterpret_borrow<py::tuple>(data);
+  if (!to_uintptr(data_t[0], &d.ptr)) {
+    throw py::type_error(where + ": __cuda_array_interface__['data'][0] must be a non-negative int "
+                         "pointer, got " + std::string(py::repr(data_t[0])));
+  }
+  if (!py::isinstance<py::bool_>(data_t[1])) {
+    throw py::type_error(where + ": __cuda_array_interface__['data'][1] (readonly) must be a bool, got " +
+                         std::string(py::repr(data_t[1])));
+  }
+  const bool readonly = data_t[1].cast<bool>();
+  if (d.ptr == 0 && d.size > 0) {
+    throw py::value_error(where + " has a null data pointer but " + std::to_string(d.size) + " elements");
+  }
+  if (d.ptr % 4 != 0) {
+    throw py::value_error(where + " data pointer is not aligned to 4 bytes");
+  }
+  if (is_out && readonly) {
+    throw py::value_error(where + " must be writeable, but its __cuda_array_interface__ says readonly");
+  }
+
+  if (cai.contains("mask") && !cai["mask"].is_none()) {
+    throw py::value_error(where + ": masked arrays are not supported");
+  }
+
+  if (cai.contains("strides") && !cai["strides"].is_none()) {
+    py::object strides = cai["strides"];
+    if (!py::isinstance<py::tuple>(strides) || py::len(strides) != d.shape.size()) {
+      throw py::type_error(where + ": __cuda_array_interface__['strides'] must be None or a tuple "
+                           "with one int per dimension, got " + std::string(py::repr(strides)));
+    }
+    auto st = py::reinterpret_borrow<py::tuple>(strides);
+    int64_t expect = 4;
+    bool contiguous = true;
+    for (size_t i = d.shape.size(); i-- > 0;) {
+      int64_t s = 0;
+      if (!to_int64(st[i], &s)) {
+        throw py::type_error(where + ": __cuda_array_interface__['strides'] must hold ints, got " +
+                             std::string(py::repr(strides)));
+      }
+      // Dimensions of size 1 may carry any stride (as numpy's flags allow).
+      if (d.shape[i] != 1 && s != expect) contiguous = false;
+      expect *= d.shape[i];
+    }
+    if (!contiguous && d.size > 0) {
+      throw py::value_error(where + " must be C-contiguous, got strides " + std::string(py::repr(strides)) +
+                            " for shape " + tg::glue::shape_str(d.shape));
+    }
+  }
+  return d;
+}
+
+inline void* to_stream(const char* fn, const py::object& stream) {
+  uintptr_t s = 0;
+  if (!to_uintptr(stream, &s)) {
+    throw py::type_error(std::string(fn) + ": stream must be a non-negative int (a cudaStream_t "
+                         "handle, 0 for the legacy default stream), got " + std::string(py::repr(stream)));
+  }
+  return reinterpret_cast<void*>(s);
+}
+
+inline void check_cuda(const char* fn, int err) {
+  if (err != 0) {
+    throw std::runtime_error(std::string(fn) + ": CUDA error " + tg_cuda_error_name(err) + ": " +
+                             tg_cuda_error_string(err));
+  }
+}
+
+inline const float* cptr(const DevArray& d) { return reinterpret_cast<const float*>(d.ptr); }
+inline float* mptr(const DevArray& d) { return reinterpret_cast<float*>(d.ptr); }
+
+// ---- scalar arguments -----------------------------------------------------------------
+
+inline int64_t check_int(const char* fn, const char* name, const py::object& obj) {
+  int64_t v = 0;
+  // bools and arrays (which may have __index__) are not ints here
+  if (PyBool_Check(obj.ptr()) || py::isinstance<py::array>(obj) ||
+      py::hasattr(obj, "__cuda_array_interface__") || !to_int64(obj, &v)) {
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be an int, got " + type_name(obj));
+  }
+  return v;
+}
+
+inline double check_real(const char* fn, const char* name, const py::object& obj) {
+  PyObject* o = obj.ptr();
+  const bool array = py::isinstance<py::array>(obj) || py::hasattr(obj, "__cuda_array_interface__");
+  const bool number = !array && !PyComplex_Check(o) &&
+                      (PyFloat_Check(o) || PyIndex_Check(o) || PyObject_HasAttrString(o, "__float__"));
+  if (PyBool_Check(o) || !number) {
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a real number, got " +
+                         type_name(obj));
+  }
+  return py::float_(obj).cast<double>();
+}
+
+inline bool check_bool(const char* fn, const char* name, const py::object& obj) {
+  if (!PyBool_Check(obj.ptr())) {
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a bool, got " + type_name(obj));
+  }
+  return obj.ptr() == Py_True;
+}
+
+inline void check_shape(const char* fn, const char* name, const DevArray& a, const Shape& want) {
+  if (a.shape != want) {
+    throw py::value_error(std::string(fn) + ": '" + name + "' must have shape " + tg::glue::shape_str(want) +
+                          ", got " + tg::glue::shape_str(a.shape));
+  }
+}
+
+// Outputs of the ops that do not work in place overlap no input and no other output.
+inline void check_disjoint(const char* fn, const std::vector<std::pair<const char*, const DevArray*>>& outs,
+                    const std::vector<std::pair<const char*, const DevArray*>>& ins) {
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const DevArray& o = *outs[i].second;
+    auto clash = [&](const char* other, const DevArray& a) {
+      if (tg::glue::overlaps(cptr(o), o.size * 4, cptr(a), a.size * 4)) {
+        throw py::value_error(std::string(fn) + ": out '" + outs[i].first + "' must not share memory with '" +
+                              other + "'");
+      }
+    };
+    for (const auto& in : ins) clash(in.first, *in.second);
+    for (size_t j = i + 1; j < outs.size(); ++j) clash(outs[j].first, *outs[j].second);
+  }
+}
+
+}  // namespace cuda_glue
+}  // namespace tg

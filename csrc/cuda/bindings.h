@@ -1,0 +1,16 @@
+// The binding families of tilegrad._cuda, one file each (csrc/cuda/bind_*.cpp);
+// csrc/cuda_module.cpp calls them all.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace tg {
+namespace cuda_glue {
+
+void bind_core(pybind11::module_& m);    // relu, matmul
+void bind_nn(pybind11::module_& m);      // softmax, activations, layer norm
+void bind_optim(pybind11::module_& m);   // fused optimizer steps
+void bind_device(pybind11::module_& m);  // device and build queries
+
+}  // namespace cuda_glue
+}  // namespace tg
