@@ -66,7 +66,15 @@ inline int64_t check_int(const char* fn, const char* name, const py::object& obj
   return py::int_(obj).cast<int64_t>();
 }
 
-inline float check_float(const char* fn, const char* name, const py::object& obj) {
+inline bool check_bool(const char* fn, const char* name, const py::object& obj) {
+  if (!PyBool_Check(obj.ptr())) {
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a bool, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  return obj.ptr() == Py_True;
+}
+
+inline double check_double(const char* fn, const char* name, const py::object& obj) {
   PyObject* o = obj.ptr();
   const bool number = !py::isinstance<py::array>(o) && !PyComplex_Check(o) &&
                       (PyFloat_Check(o) || PyIndex_Check(o) || PyObject_HasAttrString(o, "__float__"));
@@ -74,7 +82,11 @@ inline float check_float(const char* fn, const char* name, const py::object& obj
     throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a real number, got " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))));
   }
-  return static_cast<float>(py::float_(obj).cast<double>());
+  return py::float_(obj).cast<double>();
+}
+
+inline float check_float(const char* fn, const char* name, const py::object& obj) {
+  return static_cast<float>(check_double(fn, name, obj));
 }
 
 // Outputs of the ops that do not work in place overlap no input and no other output.

@@ -43,12 +43,24 @@ void relu_backward(const py::object& x_obj, const py::object& gy_obj, const py::
   tg::cpu::relu_backward(xp, gp, op, x.size);
 }
 
-void matmul(const py::object& a_obj, const py::object& b_obj, const py::object& out_obj) {
+// The shape of the matrix a transposed operand stands for (its last two dims swapped).
+Shape logical_shape(const Shape& s, bool transposed) {
+  Shape out = s;
+  if (transposed && out.size() >= 2) std::swap(out[out.size() - 1], out[out.size() - 2]);
+  return out;
+}
+
+void matmul(const py::object& a_obj, const py::object& b_obj, const py::object& out_obj,
+            const py::object& trans_a_obj, const py::object& trans_b_obj) {
   const char* fn = "tilegrad._cpu.matmul";
   Arg a = check_array(fn, "a", a_obj, false);
   Arg b = check_array(fn, "b", b_obj, false);
   Arg out = check_array(fn, "out", out_obj, true);
-  const auto d = tg::glue::matmul_dims(fn, a.shape, b.shape, out.shape);
+  const bool trans_a = check_bool(fn, "trans_a", trans_a_obj);
+  const bool trans_b = check_bool(fn, "trans_b", trans_b_obj);
+  // (shape errors name the operands as the product sees them, after transposing)
+  const auto d = tg::glue::matmul_dims(fn, logical_shape(a.shape, trans_a), logical_shape(b.shape, trans_b),
+                                       out.shape);
   const float* ap = cdata(a);
   const float* bp = cdata(b);
   float* op = mdata(out);
@@ -57,7 +69,7 @@ void matmul(const py::object& a_obj, const py::object& b_obj, const py::object& 
     throw py::value_error(std::string(fn) + ": out must not share memory with a or b");
   }
   py::gil_scoped_release nogil;
-  tg::cpu::matmul(ap, bp, op, d.batch, d.m, d.n, d.k);
+  tg::cpu::matmul(ap, bp, op, d.batch, d.m, d.n, d.k, trans_a, trans_b);
 }
 
 }  // namespace
@@ -67,7 +79,10 @@ void tg::cpu_glue::bind_core(py::module_& m) {
         "out[...] = max(x, 0). float32, C-contiguous, identical shapes; out may be x.");
   m.def("relu_backward", &relu_backward, py::arg("x"), py::arg("gy"), py::arg("out"),
         "out[...] = gy where x > 0 else 0. float32, C-contiguous, identical shapes.");
-  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"),
-        "out = a @ b for a (M, K), b (K, N), out (M, N), or batched (B, M, K) @ (B, K, N) -> "
-        "(B, M, N). float32, C-contiguous; out must not overlap a or b.");
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::kw_only(),
+        py::arg("trans_a") = false, py::arg("trans_b") = false,
+        "out = A @ B for A (M, K), B (K, N), out (M, N), or batched (B, M, K) @ (B, K, N) -> "
+        "(B, M, N). A is a, or a's last two dims swapped when trans_a (a then holds (..., K, M) "
+        "C-contiguous: a transposed view needs no copy); likewise B and trans_b. float32, "
+        "C-contiguous; out must not overlap a or b.");
 }

@@ -81,35 +81,56 @@ GemmKernel select_kernel() {
   }
 }
 
-// Packs A[0:mc, 0:kc] (row stride lda) into MR-tall slivers, zero-padded.
-void pack_a(const float* a, int64_t lda, int64_t mc, int64_t kc, int mr, float* dst) {
+// Packs A[0:mc, 0:kc] (element (i, k) at a[i * rs + k * cs]) into MR-tall
+// slivers, zero-padded. cs == 1 is a row-major A, rs == 1 a transposed one.
+void pack_a(const float* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, int mr, float* dst) {
   for (int64_t i0 = 0; i0 < mc; i0 += mr) {
     const int64_t rows = std::min<int64_t>(mr, mc - i0);
+    if (rs == 1) {  // transposed A: the MR values of one k are contiguous
+      for (int64_t k = 0; k < kc; ++k) {
+        std::memcpy(dst, a + i0 + k * cs, static_cast<size_t>(rows) * sizeof(float));
+        for (int64_t i = rows; i < mr; ++i) dst[i] = 0.0f;
+        dst += mr;
+      }
+      continue;
+    }
     for (int64_t k = 0; k < kc; ++k) {
-      for (int64_t i = 0; i < rows; ++i) dst[i] = a[(i0 + i) * lda + k];
+      for (int64_t i = 0; i < rows; ++i) dst[i] = a[(i0 + i) * rs + k * cs];
       for (int64_t i = rows; i < mr; ++i) dst[i] = 0.0f;
       dst += mr;
     }
   }
 }
 
-// Packs one NR-wide sliver B[0:kc, 0:cols] (row stride ldb), zero-padded.
-void pack_b_sliver(const float* b, int64_t ldb, int64_t kc, int64_t cols, int nr, float* dst) {
+// Packs one NR-wide sliver B[0:kc, 0:cols] (element (k, j) at b[k * rs + j * cs]),
+// zero-padded. cs == 1 is a row-major B, rs == 1 a transposed one.
+void pack_b_sliver(const float* b, int64_t rs, int64_t cs, int64_t kc, int64_t cols, int nr, float* dst) {
   for (int64_t k = 0; k < kc; ++k) {
-    const float* row = b + k * ldb;
-    std::memcpy(dst, row, static_cast<size_t>(cols) * sizeof(float));
+    const float* row = b + k * rs;
+    if (cs == 1) {
+      std::memcpy(dst, row, static_cast<size_t>(cols) * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < cols; ++j) dst[j] = row[j * cs];
+    }
     for (int64_t j = cols; j < nr; ++j) dst[j] = 0.0f;
     dst += nr;
   }
 }
 
-// Packs B[0:kc, 0:cols] (row stride ldb) into NR-wide slivers, zero-padded,
-// reading B row by row (each row of the strip is one contiguous run).
-void pack_b_strip(const float* b, int64_t ldb, int64_t kc, int64_t cols, int nr, float* dst) {
+// Packs B[0:kc, 0:cols] (element (k, j) at b[k * rs + j * cs]) into NR-wide
+// slivers, zero-padded: row by row for a row-major B (each row of the strip is
+// one contiguous run), sliver by sliver for a transposed one.
+void pack_b_strip(const float* b, int64_t rs, int64_t cs, int64_t kc, int64_t cols, int nr, float* dst) {
+  if (cs != 1) {
+    for (int64_t j0 = 0; j0 < cols; j0 += nr) {
+      pack_b_sliver(b + j0 * cs, rs, cs, kc, std::min<int64_t>(nr, cols - j0), nr, dst + j0 * kc);
+    }
+    return;
+  }
   const int64_t full = cols / nr;
   const int64_t rest = cols - full * nr;
   for (int64_t k = 0; k < kc; ++k) {
-    const float* row = b + k * ldb;
+    const float* row = b + k * rs;
     float* d = dst + k * nr;
     for (int64_t s = 0; s < full; ++s) {
       std::memcpy(d + s * nr * kc, row + s * nr, static_cast<size_t>(nr) * sizeof(float));
@@ -121,6 +142,12 @@ void pack_b_strip(const float* b, int64_t ldb, int64_t kc, int64_t cols, int nr,
     }
   }
 }
+
+// Where the elements of one operand live: (row, col) at p[row * rs + col * cs].
+struct Operand {
+  const float* p;
+  int64_t rs, cs;
+};
 
 int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
@@ -145,8 +172,8 @@ Plan make_plan(const GemmKernel& kern, int64_t n, int64_t k, int threads) {
 
 // One GEMM, C = A @ B (k >= 1), with plan.threads OpenMP threads (1: runs on
 // the calling thread, used when the batch loop is the parallel one).
-void gemm(const GemmKernel& kern, const Plan& plan, float* work, const float* a,
-          const float* b, float* c, int64_t m, int64_t n, int64_t k) {
+void gemm(const GemmKernel& kern, const Plan& plan, float* work, Operand a, Operand b, float* c,
+          int64_t m, int64_t n, int64_t k) {
   const int mr = kern.mr;
   const int nr = kern.nr;
   const int64_t mc = plan.mc;
@@ -171,8 +198,8 @@ void gemm(const GemmKernel& kern, const Plan& plan, float* work, const float* a,
 #pragma omp for schedule(static)
         for (int64_t s = 0; s < slivers; ++s) {
           const int64_t j0 = s * nr;
-          pack_b_sliver(b + pc * n + jc + j0, n, kc, std::min<int64_t>(nr, nc - j0), nr,
-                        bpack + s * nr * kc);
+          pack_b_sliver(b.p + pc * b.rs + (jc + j0) * b.cs, b.rs, b.cs, kc,
+                        std::min<int64_t>(nr, nc - j0), nr, bpack + s * nr * kc);
         }
         // (implicit barrier: the panel is packed)
 #pragma omp for schedule(dynamic, 1) collapse(2)
@@ -183,7 +210,7 @@ void gemm(const GemmKernel& kern, const Plan& plan, float* work, const float* a,
             if (s_begin >= s_end) continue;
             const int64_t i0 = ib * mc;
             const int64_t rows = std::min(mc, m - i0);
-            pack_a(a + i0 * k + pc, k, rows, kc, mr, apack);
+            pack_a(a.p + i0 * a.rs + pc * a.cs, a.rs, a.cs, rows, kc, mr, apack);
             for (int64_t s = s_begin; s < s_end; ++s) {
               const int64_t j0 = s * nr;
               const int cols = static_cast<int>(std::min<int64_t>(nr, nc - j0));
@@ -234,8 +261,8 @@ TaskPlan make_task_plan(const GemmKernel& kern, int64_t m, int64_t n, int64_t k,
   return p;
 }
 
-void gemm_tasks(const GemmKernel& kern, const TaskPlan& plan, float* work, const float* a,
-                const float* b, float* c, int64_t m, int64_t n, int64_t k) {
+void gemm_tasks(const GemmKernel& kern, const TaskPlan& plan, float* work, Operand a, Operand b,
+                float* c, int64_t m, int64_t n, int64_t k) {
   const int mr = kern.mr;
   const int nr = kern.nr;
   const int64_t group_rows = plan.group_blocks * plan.mc;
@@ -253,10 +280,10 @@ void gemm_tasks(const GemmKernel& kern, const TaskPlan& plan, float* work, const
     const int64_t slivers = (cols + nr - 1) / nr;
     for (int64_t pc = 0; pc < k; pc += plan.kc) {
       const int64_t kc = std::min(plan.kc, k - pc);
-      pack_b_strip(b + pc * n + j0, n, kc, cols, nr, bpack);
+      pack_b_strip(b.p + pc * b.rs + j0 * b.cs, b.rs, b.cs, kc, cols, nr, bpack);
       for (int64_t i0 = g0; i0 < g1; i0 += plan.mc) {
         const int64_t rows = std::min(plan.mc, g1 - i0);
-        pack_a(a + i0 * k + pc, k, rows, kc, mr, apack);
+        pack_a(a.p + i0 * a.rs + pc * a.cs, a.rs, a.cs, rows, kc, mr, apack);
         for (int64_t s = 0; s < slivers; ++s) {
           const int w = static_cast<int>(std::min<int64_t>(nr, cols - s * nr));
           const float* bp = bpack + s * nr * kc;
@@ -282,16 +309,24 @@ void matmul_single_thread(const float* a, const float* b, float* c, int64_t m, i
   }
   const GemmKernel kern = select_kernel();
   const Plan plan = make_plan(kern, n, k, 1);
-  gemm(kern, plan, scratch().get(plan.floats()), a, b, c, m, n, k);
+  gemm(kern, plan, scratch().get(plan.floats()), Operand{a, k, 1}, Operand{b, n, 1}, c, m, n, k);
 }
 
 void matmul(const float* a, const float* b, float* c, int64_t batch, int64_t m, int64_t n,
-            int64_t k) {
+            int64_t k, bool trans_a, bool trans_b) {
   if (batch <= 0 || m <= 0 || n <= 0) return;
   if (k <= 0) {
     std::memset(c, 0, static_cast<size_t>(batch * m * n) * sizeof(float));
     return;
   }
+  // Transposed operands are read in place through their strides by the packing
+  // routines (which copy every operand anyway), never copied first.
+  auto a_of = [&](int64_t i) {
+    return trans_a ? Operand{a + i * m * k, 1, m} : Operand{a + i * m * k, k, 1};
+  };
+  auto b_of = [&](int64_t i) {
+    return trans_b ? Operand{b + i * k * n, 1, k} : Operand{b + i * k * n, n, 1};
+  };
   const GemmKernel kern = select_kernel();
   const int64_t work = m * n * k;
   const int threads = omp_get_max_threads();
@@ -303,7 +338,7 @@ void matmul(const float* a, const float* b, float* c, int64_t batch, int64_t m, 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int64_t i = 0; i < batch; ++i) {
       float* mine = scratch_all + per_thread * static_cast<size_t>(omp_get_thread_num());
-      gemm(kern, plan, mine, a + i * m * k, b + i * k * n, c + i * m * n, m, n, k);
+      gemm(kern, plan, mine, a_of(i), b_of(i), c + i * m * n, m, n, k);
     }
     return;
   }
@@ -311,14 +346,14 @@ void matmul(const float* a, const float* b, float* c, int64_t batch, int64_t m, 
     const Plan plan = make_plan(kern, n, k, 1);
     float* ws = scratch().get(plan.floats());
     for (int64_t i = 0; i < batch; ++i) {
-      gemm(kern, plan, ws, a + i * m * k, b + i * k * n, c + i * m * n, m, n, k);
+      gemm(kern, plan, ws, a_of(i), b_of(i), c + i * m * n, m, n, k);
     }
     return;
   }
   const TaskPlan plan = make_task_plan(kern, m, n, k, threads);
   float* ws = scratch().get(plan.per_thread() * static_cast<size_t>(threads));
   for (int64_t i = 0; i < batch; ++i) {
-    gemm_tasks(kern, plan, ws, a + i * m * k, b + i * k * n, c + i * m * n, m, n, k);
+    gemm_tasks(kern, plan, ws, a_of(i), b_of(i), c + i * m * n, m, n, k);
   }
 }
 

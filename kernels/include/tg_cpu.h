@@ -37,10 +37,11 @@ void relu(const float* x, float* out, int64_t n);
 void relu_backward(const float* x, const float* gy, float* out, int64_t n);
 
 // C[b] = A[b] @ B[b] for b in [0, batch): A is (M, K), B is (K, N), C is (M, N),
-// all row-major and densely packed, batch matrices back to back.
+// all row-major and densely packed, batch matrices back to back. trans_a: a
+// holds A^T, i.e. (K, M) matrices; trans_b: b holds B^T, (N, K) matrices.
 // K == 0 writes zeros. out must not overlap a or b.
 void matmul(const float* a, const float* b, float* c, int64_t batch,
-            int64_t m, int64_t n, int64_t k);
+            int64_t m, int64_t n, int64_t k, bool trans_a = false, bool trans_b = false);
 
 // ---- softmax, activations, layer norm (kernels/cpu/nn*.cpp) ---------------------------
 // x viewed as (outer, n, inner) with the softmax dim of size n: inner == 1 is a
@@ -94,6 +95,28 @@ void conv2d_backward_input(const float* gy, const float* w, float* gx, const Con
 // gw (o, c / groups, kh, kw) = the gradient of conv2d's weight: gy @ im2col(x)^T summed
 // over the images (deterministic order). gw overlaps nothing.
 void conv2d_backward_weight(const float* gy, const float* x, float* gw, const Conv2dGeom& g);
+
+// ---- optimizer steps (kernels/cpu/optim.cpp) --------------------------------------------
+// One parameter of n floats updated in place with exactly the float32 operations of
+// tilegrad.optim's array code (see there for the algorithms). Scalars arrive as the Python
+// doubles and are rounded to float32 where the array code rounds them.
+struct AdamStep {
+  double lerp_weight;   // 1 - beta1
+  double decay;         // 1 - lr * weight_decay, applied when decoupled (AdamW)
+  double weight_decay;  // added to the gradient when not decoupled (Adam); 0: none
+  double beta2, bias2_sqrt, eps, step_size;  // sqrt(1 - beta2^t), lr / (1 - beta1^t)
+  bool decoupled, maximize;
+};
+// v_max: nullptr unless amsgrad. p, grad, m, v, v_max do not overlap.
+void adam_step(float* p, const float* grad, float* m, float* v, float* v_max, int64_t n,
+               const AdamStep& h);
+
+struct SgdStep {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, maximize, first_step;  // first_step: buf = g (PyTorch's first momentum step)
+};
+// buf: nullptr when momentum == 0. p, grad, buf do not overlap.
+void sgd_step(float* p, const float* grad, float* buf, int64_t n, const SgdStep& h);
 
 }  // namespace cpu
 }  // namespace tg

@@ -211,6 +211,20 @@ def test_cpu_matmul_out_aliases_input():
 
 
 @needs_cpu
+def test_cpu_matmul_transpose_flags():
+    # shapes are checked as the product sees them: a (K, M) with trans_a is an (M, K) operand
+    _cpu.matmul(f32(3, 2), f32(3, 4), np.zeros((2, 4), np.float32), trans_a=True)
+    _cpu.matmul(f32(2, 3), f32(4, 3), np.zeros((2, 4), np.float32), trans_b=True)
+    with raises_naming(ValueError, "matmul", "_cpu", "(4, 3)"):
+        _cpu.matmul(f32(3, 2), f32(3, 4), np.zeros((2, 4), np.float32), trans_b=True)
+    for bad in (1, 0, None, "yes", np.bool_(True)):
+        with raises_naming(TypeError, "matmul", "_cpu", "trans_a", "bool"):
+            _cpu.matmul(f32(2, 2), f32(2, 2), np.zeros((2, 2), np.float32), trans_a=bad)
+    with pytest.raises(TypeError):  # keyword-only
+        _cpu.matmul(f32(2, 2), f32(2, 2), np.zeros((2, 2), np.float32), True)
+
+
+@needs_cpu
 def test_cpu_elementwise_partial_overlap():
     buf = np.zeros(20, np.float32)
     with raises_naming(ValueError, "relu", "_cpu", "overlaps"):

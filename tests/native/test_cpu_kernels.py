@@ -75,6 +75,34 @@ def test_matmul_batched(rng, batch, m, n, k):
     assert_matmul_close(a, b, run_matmul(a, b), rng)
 
 
+def run_matmul_transposed(a, b, trans_a, trans_b):
+    """a @ b with the operands handed over as C-contiguous copies of their transposes."""
+    a_arg = np.ascontiguousarray(a.swapaxes(-1, -2)) if trans_a else a
+    b_arg = np.ascontiguousarray(b.swapaxes(-1, -2)) if trans_b else b
+    out = np.full(a.shape[:-1] + b.shape[-1:], np.nan, dtype=np.float32)
+    _cpu.matmul(a_arg, b_arg, out, trans_a=trans_a, trans_b=trans_b)
+    return out
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("batch,m,n,k", [
+    (None, 1, 1, 1), (None, 7, 33, 65), (None, 65, 7, 257), (None, 145, 33, 300), (None, 3, 2100, 5),
+    (None, 1031, 1029, 260),  # task-parallel path
+    (3, 33, 65, 17), (64, 7, 9, 5), (2, 130, 129, 257),
+])
+def test_matmul_transposed_operands(rng, trans_a, trans_b, batch, m, n, k):
+    lead = () if batch is None else (batch,)
+    a, b = rng.normal(*lead, m, k), rng.normal(*lead, k, n)
+    assert_matmul_close(a, b, run_matmul_transposed(a, b, trans_a, trans_b), (rng, trans_a, trans_b))
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(True, False), (False, True)])
+def test_matmul_transposed_k_zero_and_empty(trans_a, trans_b):
+    for (m, k, n) in [(4, 0, 6), (0, 3, 5), (3, 4, 0)]:
+        a, b = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
+        np.testing.assert_array_equal(run_matmul_transposed(a, b, trans_a, trans_b), a @ b)
+
+
 @pytest.mark.parametrize("shape_a,shape_b", [
     ((0, 5), (5, 3)), ((4, 5), (5, 0)), ((0, 0), (0, 0)), ((0, 3, 4), (0, 4, 5)), ((2, 0, 4), (2, 4, 3)),
 ])
@@ -173,12 +201,15 @@ for shape_a, shape_b in [((1, 1), (1, 1)), ((7, 33), (33, 65)), ((127, 257), (25
                          ((257, 300), (300, 129)), ((6, 16), (16, 32)), ((12, 513), (513, 32)),
                          ((3, 2100), (2100, 5)), ((5, 3, 2100), (5, 2100, 7)), ((4, 33, 17), (4, 17, 65))]:
     a, b = normal(*shape_a), normal(*shape_b)
-    out = np.full(a.shape[:-1] + b.shape[-1:], np.nan, np.float32)
-    cpu.matmul(a, b, out)
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     tol = 1e-5 * max(1.0, math.sqrt(a.shape[-1])) * (np.abs(a64) @ np.abs(b64))
-    if not (np.abs(out - a64 @ b64) <= tol).all():
-        failures.append(f"matmul {shape_a} @ {shape_b}")
+    for ta, tb in [(False, False), (True, False), (False, True), (True, True)]:
+        out = np.full(a.shape[:-1] + b.shape[-1:], np.nan, np.float32)
+        a_arg = np.ascontiguousarray(a.swapaxes(-1, -2)) if ta else a
+        b_arg = np.ascontiguousarray(b.swapaxes(-1, -2)) if tb else b
+        cpu.matmul(a_arg, b_arg, out, trans_a=ta, trans_b=tb)
+        if not (np.abs(out - a64 @ b64) <= tol).all():
+            failures.append(f"matmul {shape_a} @ {shape_b} trans_a={ta} trans_b={tb}")
 for n in (0, 1, 7, 31, 33, 65, 257, 100_003):
     x, gy = normal(n), normal(n)
     if n:

@@ -49,6 +49,18 @@ def relu_backward(x, gy):
     return out
 
 
+def _gemm_operand(x):
+    """(array, transposed): x itself when C-contiguous, or the C-contiguous array that x is a
+    transposed view of (a weight's .T, swapaxes(-1, -2) in backward), which the kernel reads
+    in place; anything else is copied."""
+    if x.flags.c_contiguous:
+        return x, False
+    swapped = x.swapaxes(-1, -2)
+    if swapped.flags.c_contiguous:
+        return swapped, True
+    return np.ascontiguousarray(x), False
+
+
 def matmul(a, b):
     """2-D and equal-batch 3-D float32 products run natively, and so does (..., M, K) @ (K, N)
     (a Linear layer on a batch of sequences) as one 2-D product over all leading rows; other
@@ -57,10 +69,24 @@ def matmul(a, b):
         return matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
     if not matmul_covered(a, b):
         return reference.matmul(a, b)
-    a, b = _f32c(a), _f32c(b)
     out = np.empty(a.shape[:-1] + b.shape[-1:], dtype=F32)
-    _cpu.matmul(a, b, out)
+    (a, trans_a), (b, trans_b) = _gemm_operand(a), _gemm_operand(b)
+    _cpu.matmul(a, b, out, trans_a=trans_a, trans_b=trans_b)
     return out
+
+
+def linear(x, w, b):
+    """x @ w^T as one native product reading w in place (trans_b), then the bias added in
+    place; other dtypes use the reference."""
+    if x.dtype != F32 or w.dtype != F32 or (b is not None and b.dtype != F32):
+        return reference.linear(x, w, b)
+    x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+    out = np.empty((x2.shape[0], w.shape[0]), dtype=F32)
+    w, trans = _gemm_operand(w.T)
+    _cpu.matmul(x2, w, out, trans_b=trans)
+    if b is not None:
+        out += b
+    return out.reshape(x.shape[:-1] + (out.shape[1],))
 
 
 def _cutoff(heavy):
@@ -229,7 +255,7 @@ def conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
 
 if _cpu is not None:
     KERNELS.update(
-        relu=relu, relu_backward=relu_backward, matmul=matmul,
+        relu=relu, relu_backward=relu_backward, matmul=matmul, linear=linear,
         softmax=_softmax(_cpu.softmax, REF["softmax"]),
         log_softmax=_softmax(_cpu.log_softmax, REF["log_softmax"]),
         softmax_backward=_softmax_backward(_cpu.softmax_backward, REF["softmax_backward"]),

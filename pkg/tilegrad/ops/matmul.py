@@ -4,7 +4,7 @@ import math
 
 from .base import Cost, Op, Sample, op, randn
 
-MATMUL_SHAPES = [((3, 4), (4, 5)), ((1, 7), (7, 1)), ((2, 3, 4), (2, 4, 5)), ((2, 3, 4), (4, 6)),
+MATMUL_SHAPES = [((3, 4), (4, 5)), ((2, 2, 3, 4), (4, 5)), ((1, 7), (7, 1)), ((2, 3, 4), (2, 4, 5)), ((2, 3, 4), (4, 6)),
                  ((5, 4), (3, 4, 2)), ((0, 3), (3, 4)), ((3, 0), (0, 2)), ((33, 65), (65, 17))]
 
 
@@ -37,5 +37,61 @@ class MatMul(Op):
     def backward(ctx, gy):
         a, b = ctx.saved_tensors
         ga = ctx.kernel("matmul", gy, _swap(b)) if ctx.needs_input_grad[0] else None
-        gb = ctx.kernel("matmul", _swap(a), gy) if ctx.needs_input_grad[1] else None
+        gb = None
+        if ctx.needs_input_grad[1]:
+            if a.ndim > 2 and b.ndim == 2:
+                # (..., M, K) @ (K, N): one (K, rows) @ (rows, N) product over every leading row
+                # instead of a batch of products summed afterwards.
+                k, n = b.shape
+                gb = ctx.kernel("matmul", a.reshape(-1, k).T, gy.reshape(-1, n))
+            else:
+                gb = ctx.kernel("matmul", _swap(a), gy)
         return ga, gb
+
+
+@op
+class Linear(Op):
+    """y = x @ w^T + b over x's last dim (F.linear): one node, where the composed form makes
+    three (transpose, matmul, add) and its weight gradient arrives as a transposed view."""
+
+    @staticmethod
+    def cost(x, w, b=None):
+        rows = math.prod(x.shape[:-1])
+        out, k = w.shape
+        return Cost(2 * rows * out * k, x.nbytes + w.nbytes + rows * out * x.itemsize)
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1] or (b is not None and b.shape != w.shape[:1]):
+            raise ValueError(f"Linear: input {x.shape}, weight {w.shape} and bias "
+                             f"{None if b is None else b.shape} do not fit (..., in), (out, in), (out,)")
+        ctx.save_for_backward(x, w)
+        return ctx.kernel("linear", x, w, b)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        gy2 = gy.reshape(-1, w.shape[0])
+        gx = ctx.kernel("matmul", gy2, w).reshape(x.shape) if need[0] else None
+        # (out, rows) @ (rows, in): the weight gradient comes out in the weight's own layout.
+        gw = ctx.kernel("matmul", gy2.T, x.reshape(-1, w.shape[1])) if need[1] else None
+        gb = gy2.sum(axis=0) if need[2] else None
+        return gx, gw, gb
+
+
+def _linear_samples(rng):
+    cases = [((5, 4), 3, True), ((2, 3, 4), 6, True), ((4,), 2, True), ((7, 33), 65, False), ((1, 1), 1, True),
+             ((0, 3), 2, True)]
+    out = []
+    for xs, n_out, bias in cases:
+        ws = (n_out, xs[-1])
+        if bias:
+            out.append(Sample((randn(rng, xs), randn(rng, ws), randn(rng, (n_out,))),
+                              lambda x, w, b: Linear.apply(x, w, b), f"x{xs},w{ws},bias"))
+        else:
+            out.append(Sample((randn(rng, xs), randn(rng, ws)), lambda x, w: Linear.apply(x, w, None), f"x{xs},w{ws}"))
+    return out
+
+
+Linear.samples = staticmethod(_linear_samples)
