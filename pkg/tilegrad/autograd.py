@@ -296,9 +296,14 @@ def _unbroadcast(g, shape):
     return g.reshape(shape)
 
 
-def _accumulate_leaf(leaf, g):
+def _accumulate_leaf(leaf, g, owned=False):
+    """leaf.grad += g. A first gradient is copied unless ``owned``: the engine vouches that no
+    one else holds g (a fresh array from a built-in op's backward, given to this leaf only), so
+    an in-place change of one .grad can never show through another or the caller's array."""
     if leaf._grad is None:
-        leaf._grad = leaf._result_type(g.copy() if hasattr(g, "copy") else g, leaf._device)
+        if not owned and hasattr(g, "copy"):
+            g = g.copy()
+        leaf._grad = leaf._result_type(g, leaf._device)
     else:
         leaf._grad = leaf._result_type(leaf._grad._data + g, leaf._device)
 
@@ -347,6 +352,9 @@ def _run_graph(roots, grads, retain_graph):
                     seen.add(e[0])
                     stack.append(e[0])
     ready = [n for n in dict.fromkeys(roots) if pending.get(n, 0) == 0]
+    # ids of the arrays handed on so far (the callers' root gradients count): a leaf may keep
+    # its gradient array without a copy only if it is the first and only taker.
+    given = {id(g) for slot in grads.values() for g in slot if g is not None}
     while ready:
         node = ready.pop()
         out_grads = grads.pop(node)
@@ -371,8 +379,14 @@ def _run_graph(roots, grads, retain_graph):
                     g = g.astype(dtype)
             if child is None:
                 if g is not None:
-                    _accumulate_leaf(leaf, g)
+                    # Built-in ops return fresh arrays or views of gy (which own no data);
+                    # user Functions may return anything, e.g. a saved tensor.
+                    owned = node.raw_arrays and getattr(g, "base", 0) is None and id(g) not in given
+                    given.add(id(g))
+                    _accumulate_leaf(leaf, g, owned)
                 continue
+            if g is not None:
+                given.add(id(g))
             if g is not None:
                 slot = grads.setdefault(child, [None] * child._n_outputs)
                 slot[idx] = g if slot[idx] is None else slot[idx] + g

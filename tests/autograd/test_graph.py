@@ -231,3 +231,67 @@ def test_detect_anomaly_names_the_backward_op(seed):
     with pytest.raises(RuntimeError, match="SqrtBackward produced inf"):
         with tg.autograd.detect_anomaly():
             y.backward()
+
+
+# ---- leaf gradients own their memory ---------------------------------------------------------
+# The engine hands a built-in op's fresh gradient array to a leaf without copying it; these pin
+# down that no .grad ever shares memory with another .grad, the caller's gradient or saved data.
+def _grads_independent(*tensors):
+    arrays = [t.grad.numpy() for t in tensors]
+    for i, a in enumerate(arrays):
+        for b in arrays[i + 1:]:
+            assert not np.shares_memory(a, b)
+
+
+def test_leaves_sharing_one_upstream_gradient_get_separate_arrays(seed):
+    rng = np.random.default_rng(seed)
+    a, b, c = leaf(rng, 4, 3), leaf(rng, 4, 3), leaf(rng, 4, 3)
+    ((a + b) * 2 + c).sum().backward()  # add's backward passes one array to several inputs
+    _grads_independent(a, b, c)
+    before = b.grad.numpy().copy()
+    a.grad.add_(tg.tensor(rng.standard_normal((4, 3))))
+    np.testing.assert_array_equal(b.grad.numpy(), before)
+
+
+def test_user_gradient_is_not_aliased(seed):
+    rng = np.random.default_rng(seed)
+    x = leaf(rng, 5)
+    g = rng.standard_normal(5)
+    x.backward(tg.tensor(g))
+    assert not np.shares_memory(x.grad.numpy(), g)
+    y = leaf(rng, 5)
+    g2 = tg.tensor(rng.standard_normal(5))
+    (y * 1.0).backward(g2)  # a built-in op between the root and the leaf
+    y.grad.mul_(3.0)
+    assert not np.shares_memory(y.grad.numpy(), g2.numpy())
+    np.testing.assert_allclose(y.grad.numpy(), 3 * g2.numpy())
+
+
+def test_user_function_returning_saved_array_is_copied(seed):
+    rng = np.random.default_rng(seed)
+
+    class PassSaved(Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(w)
+            return x * w
+
+        @staticmethod
+        def backward(ctx, gy):
+            (w,) = ctx.saved_tensors
+            return gy * w, w  # a deliberately odd gradient: the saved tensor itself
+
+    x, w = leaf(rng, 6), leaf(rng, 6)
+    keep = w.detach().numpy().copy()
+    PassSaved.apply(x, w).sum().backward()
+    w.grad.zero_()
+    np.testing.assert_array_equal(w.detach().numpy(), keep)
+
+
+def test_matmul_leaf_gradients_correct_and_independent(seed):
+    rng = np.random.default_rng(seed)
+    x, w = leaf(rng, 5, 4), leaf(rng, 4, 3)
+    (x @ w).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), x.detach().numpy().T @ np.ones((5, 3)))
+    np.testing.assert_allclose(x.grad.numpy(), np.ones((5, 3)) @ w.detach().numpy().T)
+    _grads_independent(x, w)
