@@ -12,7 +12,7 @@
 import math
 
 from ..backends.reference import xp_of
-from .optimizer import Optimizer, _check_nonneg, _lerp_
+from .optimizer import Optimizer, _check_nonneg, _lerp_, _native_cpu
 
 
 class Adam(Optimizer):
@@ -41,22 +41,30 @@ class Adam(Optimizer):
             state["step"] = 0
             state["exp_avg"] = self._buffer(p)
             state["exp_avg_sq"] = self._buffer(p)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = self._buffer(p)
+        state["step"] += 1
+        step = state["step"]
+        m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:  # amsgrad switched on later
+            state["max_exp_avg_sq"] = self._buffer(p)
+        v_max = state["max_exp_avg_sq"]._data if group["amsgrad"] else None
+        native = _native_cpu(d, grad, m, v, v_max)
+        if native is not None:
+            native.adam_step(d, grad, m, v, v_max, lerp_weight=1 - beta1, decay=1 - lr * wd,
+                             weight_decay=0.0 if self._decoupled else wd, beta2=beta2,
+                             bias2_sqrt=math.sqrt(1 - beta2 ** step), eps=group["eps"],
+                             step_size=lr / (1 - beta1 ** step), decoupled=self._decoupled and wd != 0,
+                             maximize=group["maximize"])
+            return
         g = -grad if group["maximize"] else grad
         if wd != 0:
             if self._decoupled:
                 d *= 1 - lr * wd
             else:
                 g = g + wd * d
-        state["step"] += 1
-        step = state["step"]
-        m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
         _lerp_(m, g, 1 - beta1)
         v *= beta2
         v += (1 - beta2) * g * g  # torch's addcmul order: (value * t1) * t2
-        if group["amsgrad"]:
-            v_max = state.setdefault("max_exp_avg_sq", self._buffer(p))._data
+        if v_max is not None:
             xp.maximum(v_max, v, out=v_max)
             v = v_max
         step_size = lr / (1 - beta1 ** step)

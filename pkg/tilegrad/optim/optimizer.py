@@ -8,6 +8,8 @@ see the new values, as in PyTorch.
 import copy
 import numbers
 
+import numpy as np
+
 from ..autograd import no_grad
 from ..backends.reference import xp_of
 from ..tensor import Tensor
@@ -190,6 +192,20 @@ class Optimizer:
                 raise ValueError(f"state {name!r} has shape {out.shape} but its parameter has shape {p.shape}")
             return out.detach()
         return copy.deepcopy(value)
+
+
+def _native_cpu(*arrays):
+    """tilegrad._cpu when every array (None skipped) is a float32 C-contiguous NumPy array and the
+    native kernels are chosen, else None: the optimizers' one-pass steps, which give the same bits
+    as the array code below."""
+    from ..backends import current_choice
+    from ..backends.cpu import _cpu
+    if _cpu is None or current_choice() != "native":
+        return None
+    for a in arrays:
+        if a is not None and (type(a) is not np.ndarray or a.dtype != np.float32 or not a.flags.c_contiguous):
+            return None
+    return _cpu
 
 
 def _lerp_(a, end, weight):

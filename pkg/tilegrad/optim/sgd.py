@@ -7,7 +7,7 @@
     g = g + momentum * buf if nesterov else buf     (when momentum != 0)
     p = p - lr * g
 """
-from .optimizer import Optimizer, _check_nonneg
+from .optimizer import Optimizer, _check_nonneg, _native_cpu
 
 
 class SGD(Optimizer):
@@ -27,14 +27,22 @@ class SGD(Optimizer):
 
     def _update(self, group, p, grad, state):
         d = p._data
+        momentum = group["momentum"]
+        buf = state.get("momentum_buffer")
+        first_step = momentum != 0 and buf is None
+        if first_step:
+            buf = state["momentum_buffer"] = self._buffer(p)
+        native = _native_cpu(d, grad, None if buf is None else buf._data)
+        if native is not None:
+            native.sgd_step(d, grad, None if momentum == 0 else buf._data, lr=group["lr"], momentum=momentum,
+                            dampening=group["dampening"], weight_decay=group["weight_decay"],
+                            nesterov=group["nesterov"], maximize=group["maximize"], first_step=first_step)
+            return
         g = -grad if group["maximize"] else grad
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * d
-        momentum = group["momentum"]
         if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = self._buffer(p)
+            if first_step:
                 buf._data[...] = g
             else:
                 b = buf._data
