@@ -203,6 +203,12 @@ def matmul(a, b):
     return xp_of(a).matmul(a, b)
 
 
+def linear(x, w, b):
+    """x @ w^T (+ b) over x's last dim."""
+    y = xp_of(x).matmul(x, w.T)
+    return y if b is None else y + b
+
+
 # ---- indexing and joining -----------------------------------------------------------------
 def _is_basic_index(idx):
     items = idx if isinstance(idx, tuple) else (idx,)

@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from .. import creation, dtypes
-from ..ops import activation as A, conv as C, gather as G, norm as N
+from ..ops import activation as A, conv as C, gather as G, matmul as M, norm as N
 from ..tensor import Tensor, where
 
 
@@ -93,7 +93,11 @@ def linear(input, weight, bias=None):  # noqa: A002
     if input.shape[-1:] != weight.shape[-1:]:
         raise ValueError(f"linear: input has last dim {input.shape[-1:]} but weight {weight.shape} expects "
                          f"{weight.shape[-1]}")
-    out = input @ weight.T
+    same = input.dtype == weight.dtype and (bias is None or bias.dtype == weight.dtype) \
+        and input.device == weight.device and (bias is None or bias.device == weight.device)
+    if same and weight.ndim == 2 and input.ndim >= 1:
+        return M.Linear.apply(input, weight, bias)
+    out = input @ weight.T  # mixed dtypes or devices: the composed form promotes / reports
     return out if bias is None else out + bias
 
 
