@@ -219,18 +219,28 @@ class build_ext(_build_ext):
         return [obj for _, obj, _ in results]
 
 
+def sanitizer_flags():
+    """TILEGRAD_SANITIZE=1 builds tilegrad._cpu with AddressSanitizer and UBSan (.ci/sanitize runs
+    the tests against that build); any UBSan report aborts, so a clean run means no reports."""
+    if os.environ.get("TILEGRAD_SANITIZE", "0").strip() not in ("", "0"):
+        return ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"]
+    return []
+
+
 def extensions():
+    import numpy  # the allocator binding uses NumPy's C API (a build requirement)
     include = ["kernels/include", "kernels/cpu", "csrc"]
+    sanitize = sanitizer_flags()
     headers = (_sources("kernels/include/*.h") + _sources("kernels/cpu/*.h") + _sources("csrc/*.h")
                + _sources("csrc/*/*.h"))
     cpu = Pybind11Extension(
         "tilegrad._cpu",
         sources=["csrc/cpu_module.cpp"] + _sources("csrc/cpu/*.cpp") + _sources("kernels/cpu/*.cpp"),
-        include_dirs=include,
+        include_dirs=include + [numpy.get_include()],
         depends=headers,
         cxx_std=17,
-        extra_compile_args=["-O3", "-fopenmp"],
-        extra_link_args=["-fopenmp"],
+        extra_compile_args=["-O3", "-fopenmp"] + sanitize,
+        extra_link_args=["-fopenmp"] + sanitize,
     )
     cuda = Pybind11Extension(
         "tilegrad._cuda",

@@ -20,6 +20,9 @@ from .random import Generator, initial_seed, manual_seed  # noqa: F401
 from .tensor import Tensor  # noqa: F401
 from . import datasets, nn, optim, utils  # noqa: F401,E402 - after Tensor: they build on it
 from .serialization import load, save  # noqa: F401,E402
+from . import memory  # noqa: E402
+
+memory.install()
 
 float = float32  # noqa: A001 - PyTorch's alias
 int = int32  # noqa: A001
