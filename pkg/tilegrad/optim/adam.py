@@ -12,7 +12,7 @@
 import math
 
 from ..backends.reference import xp_of
-from .optimizer import Optimizer, _check_nonneg, _lerp_, _native_cpu
+from .optimizer import Optimizer, _check_nonneg, _cuda_stream, _fused_cuda, _lerp_, _native_cpu
 
 
 class Adam(Optimizer):
@@ -33,19 +33,45 @@ class Adam(Optimizer):
         if not 0.0 <= beta2 < 1.0:
             raise ValueError(f"Invalid beta parameter at index 1: {beta2}")
 
-    def _update(self, group, p, grad, state):
-        d = p._data
-        xp = xp_of(d)
-        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
+    def _update_fused(self, group, items):
+        """CuPy parameters: one multi-tensor launch per distinct step count (``_cuda.adamw_step``)."""
+        if not hasattr(items[0][1], "__cuda_array_interface__"):
+            return False
+        for p, _, state in items:
+            self._init_state(group, p, state)
+        cuda = _fused_cuda(items, "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+        if cuda is None:
+            return False
+        by_step = {}
+        for item in items:
+            item[2]["step"] += 1
+            by_step.setdefault(item[2]["step"], []).append(item)
+        (beta1, beta2), amsgrad = group["betas"], group["amsgrad"]
+        for step, batch in by_step.items():
+            cuda.adamw_step([p._data for p, _, _ in batch], [g for _, g, _ in batch],
+                            [s["exp_avg"]._data for _, _, s in batch], [s["exp_avg_sq"]._data for _, _, s in batch],
+                            lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                            weight_decay=group["weight_decay"], step=step,
+                            max_exp_avg_sqs=[s["max_exp_avg_sq"]._data for _, _, s in batch] if amsgrad else None,
+                            decoupled=self._decoupled, maximize=group["maximize"], stream=_cuda_stream())
+        return True
+
+    def _init_state(self, group, p, state):
         if not state:
             state["step"] = 0
             state["exp_avg"] = self._buffer(p)
             state["exp_avg_sq"] = self._buffer(p)
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:  # amsgrad may be switched on later
+            state["max_exp_avg_sq"] = self._buffer(p)
+
+    def _update(self, group, p, grad, state):
+        d = p._data
+        xp = xp_of(d)
+        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
+        self._init_state(group, p, state)
         state["step"] += 1
         step = state["step"]
         m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-        if group["amsgrad"] and "max_exp_avg_sq" not in state:  # amsgrad switched on later
-            state["max_exp_avg_sq"] = self._buffer(p)
         v_max = state["max_exp_avg_sq"]._data if group["amsgrad"] else None
         native = _native_cpu(d, grad, m, v, v_max)
         if native is not None:

@@ -111,6 +111,7 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
+                items = []
                 for p in group["params"]:
                     if p.grad is None:
                         continue
@@ -118,11 +119,20 @@ class Optimizer:
                     if grad.dtype != p._data.dtype:
                         raise TypeError(f"{type(self).__name__}: the gradient's dtype {p.grad.dtype} differs from "
                                         f"the parameter's {p.dtype}")
-                    self._update(group, p, grad, self.state.setdefault(p, {}))
+                    items.append((p, grad, self.state.setdefault(p, {})))
+                if items and self._update_fused(group, items):
+                    continue
+                for p, grad, state in items:
+                    self._update(group, p, grad, state)
         return loss
 
     def _update(self, group, p, grad, state):
         raise NotImplementedError
+
+    def _update_fused(self, group, items):
+        """Update every (param, grad, state) of a group at once and return True, or return False
+        to have ``_update`` run per parameter. The GPU optimizers use it for one multi-tensor launch."""
+        return False
 
     @staticmethod
     def _buffer(p, fill=0.0):
@@ -206,6 +216,26 @@ def _native_cpu(*arrays):
         if a is not None and (type(a) is not np.ndarray or a.dtype != np.float32 or not a.flags.c_contiguous):
             return None
     return _cpu
+
+
+def _fused_cuda(items, *state_names):
+    """tilegrad._cuda when every parameter, gradient and named state array of ``items`` is a
+    float32 C-contiguous CuPy array and the native kernels are chosen, else None."""
+    from ..backends import current_choice
+    from ..backends.cuda import _cuda
+    if _cuda is None or current_choice() != "native":
+        return None
+    for p, grad, state in items:
+        arrays = [p._data, grad] + [state[n]._data for n in state_names if state.get(n) is not None]
+        for a in arrays:
+            if not hasattr(a, "__cuda_array_interface__") or a.dtype != np.float32 or not a.flags.c_contiguous:
+                return None
+    return _cuda
+
+
+def _cuda_stream():
+    import cupy
+    return cupy.cuda.get_current_stream().ptr
 
 
 def _lerp_(a, end, weight):

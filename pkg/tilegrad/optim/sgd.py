@@ -7,7 +7,7 @@
     g = g + momentum * buf if nesterov else buf     (when momentum != 0)
     p = p - lr * g
 """
-from .optimizer import Optimizer, _check_nonneg, _native_cpu
+from .optimizer import Optimizer, _check_nonneg, _cuda_stream, _fused_cuda, _native_cpu
 
 
 class SGD(Optimizer):
@@ -24,6 +24,29 @@ class SGD(Optimizer):
         _check_nonneg("weight_decay value", group["weight_decay"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def _update_fused(self, group, items):
+        """CuPy parameters: one multi-tensor launch for the parameters whose momentum buffer
+        starts this step and one for the rest (``_cuda.sgd_step``)."""
+        if not hasattr(items[0][1], "__cuda_array_interface__"):
+            return False
+        cuda = _fused_cuda(items, "momentum_buffer")
+        if cuda is None:
+            return False
+        momentum = group["momentum"]
+        first = [item for item in items if momentum != 0 and item[2].get("momentum_buffer") is None]
+        later = [item for item in items if not (momentum != 0 and item[2].get("momentum_buffer") is None)]
+        for p, _, state in first:
+            state["momentum_buffer"] = self._buffer(p)
+        for batch, first_step in ((first, True), (later, False)):
+            if not batch:
+                continue
+            bufs = None if momentum == 0 else [s["momentum_buffer"]._data for _, _, s in batch]
+            cuda.sgd_step([p._data for p, _, _ in batch], [g for _, g, _ in batch], bufs, lr=group["lr"],
+                          momentum=momentum, dampening=group["dampening"], weight_decay=group["weight_decay"],
+                          nesterov=group["nesterov"], maximize=group["maximize"], first_step=first_step,
+                          stream=_cuda_stream())
+        return True
 
     def _update(self, group, p, grad, state):
         d = p._data
