@@ -11,6 +11,7 @@ void bind_core(pybind11::module_& m);  // relu, matmul
 void bind_nn(pybind11::module_& m);    // softmax, activations, layer norm
 void bind_conv(pybind11::module_& m);  // conv2d
 void bind_optim(pybind11::module_& m); // optimizer steps
+void bind_epilogue(pybind11::module_& m);  // bias + activation epilogue
 void bind_host_cache(pybind11::module_& m);  // NumPy allocator with a cache of large blocks
 
 }  // namespace cpu_glue

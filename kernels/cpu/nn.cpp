@@ -109,6 +109,58 @@ void activation(Act act, const float* x, float* out, int64_t n, float param) {
   }
 }
 
+namespace {
+
+using RowFn = void (*)(const float*, float*, int64_t);
+
+RowFn relu_body() {
+  switch (active_isa()) {
+    case Isa::avx512: return relu_avx512;
+    case Isa::avx2: return relu_avx2;
+    default: return relu_generic;
+  }
+}
+
+}  // namespace
+
+void bias_act(float* y, const float* bias, int64_t outer, int64_t channels, int64_t inner,
+              Epilogue epilogue, Act act, float param) {
+  const int64_t n = outer * channels * inner;
+  if (n <= 0) return;
+  const NnKernels& k = kernels();
+  const RowFn relu = relu_body();
+  // One task is a run of whole rows: `channels` floats when inner == 1, else `inner` floats
+  // of one channel. The bias add and the activation both run on it while it is in cache.
+  const int64_t row = inner == 1 ? channels : inner;
+  const int64_t rows = n / row;
+  const int64_t per = rows_per_task(row);
+  const int64_t tasks = ceil_div(rows, per);
+  const bool par = n >= (epilogue == Epilogue::act ? kParallelMinHeavy : kParallelMinCheap);
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t r0 = t * per;
+    const int64_t r1 = std::min(rows, r0 + per);
+    float* seg = y + r0 * row;
+    if (bias != nullptr) {
+      for (int64_t r = r0; r < r1; ++r) {
+        float* yr = y + r * row;
+        if (inner == 1) {
+          for (int64_t j = 0; j < row; ++j) yr[j] += bias[j];
+        } else {
+          const float b = bias[r % channels];
+          for (int64_t j = 0; j < row; ++j) yr[j] += b;
+        }
+      }
+    }
+    const int64_t len = (r1 - r0) * row;
+    if (epilogue == Epilogue::relu) {
+      relu(seg, seg, len);
+    } else if (epilogue == Epilogue::act) {
+      k.activation(act, seg, seg, len, param);
+    }
+  }
+}
+
 void activation_backward(Act act, const float* a, const float* gy, float* out, int64_t n,
                          float param) {
   if (n <= 0) return;

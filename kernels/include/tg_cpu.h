@@ -62,6 +62,13 @@ enum class Act : int { sigmoid = 0, tanh = 1, gelu = 2, gelu_tanh = 3, silu = 4,
 // out = act(x); out may be x itself.
 void activation(Act act, const float* x, float* out, int64_t n, float param);
 
+// The epilogue of a Linear or Conv2d: y = act(y + bias) in place, with y seen as
+// (outer, channels, inner) and bias[c] added along the channel axis (Linear: inner
+// == 1; NCHW conv: inner == H * W). bias may be null (activation only).
+enum class Epilogue : int { none = 0, relu = 1, act = 2 };  // act: `act` with `param`
+void bias_act(float* y, const float* bias, int64_t outer, int64_t channels, int64_t inner,
+              Epilogue epilogue, Act act, float param);
+
 // out = gy * act'(.): `a` is the forward output y for sigmoid and tanh, the
 // input x for the others. out may be a or gy itself.
 void activation_backward(Act act, const float* a, const float* gy, float* out, int64_t n,

@@ -75,18 +75,27 @@ def matmul(a, b):
     return out
 
 
-def linear(x, w, b):
-    """x @ w^T as one native product reading w in place (trans_b), then the bias added in
-    place; other dtypes use the reference."""
+def linear(x, w, b, activation="none"):
+    """x @ w^T as one native product reading w in place (trans_b), then bias and activation in
+    one pass over the fresh output; other dtypes use the reference."""
     if x.dtype != F32 or w.dtype != F32 or (b is not None and b.dtype != F32):
-        return reference.linear(x, w, b)
+        return reference.linear(x, w, b, activation)
     x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
     out = np.empty((x2.shape[0], w.shape[0]), dtype=F32)
     w, trans = _gemm_operand(w.T)
     _cpu.matmul(x2, w, out, trans_b=trans)
-    if b is not None:
-        out += b
+    if b is not None or activation != "none":
+        _cpu.bias_act(out, None if b is None else _f32c(b), -1, activation)
     return out.reshape(x.shape[:-1] + (out.shape[1],))
+
+
+def bias_act(y, b, dim, activation):
+    """In place on y (the op's fresh output) for float32; the reference otherwise."""
+    if y.dtype != F32 or (b is not None and b.dtype != F32) or not y.flags.c_contiguous or y.ndim == 0 \
+            or activation not in ("none", "relu"):
+        return reference.bias_act(y, b, dim, activation)
+    _cpu.bias_act(y, None if b is None else _f32c(b), dim, activation)
+    return y
 
 
 def _cutoff(heavy):
@@ -255,7 +264,7 @@ def conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
 
 if _cpu is not None:
     KERNELS.update(
-        relu=relu, relu_backward=relu_backward, matmul=matmul, linear=linear,
+        relu=relu, relu_backward=relu_backward, matmul=matmul, linear=linear, bias_act=bias_act,
         softmax=_softmax(_cpu.softmax, REF["softmax"]),
         log_softmax=_softmax(_cpu.log_softmax, REF["log_softmax"]),
         softmax_backward=_softmax_backward(_cpu.softmax_backward, REF["softmax_backward"]),

@@ -203,10 +203,23 @@ def matmul(a, b):
     return xp_of(a).matmul(a, b)
 
 
-def linear(x, w, b):
-    """x @ w^T (+ b) over x's last dim."""
-    y = xp_of(x).matmul(x, w.T)
-    return y if b is None else y + b
+def linear(x, w, b, activation="none"):
+    """activation(x @ w^T (+ b)) over x's last dim."""
+    return bias_act(xp_of(x).matmul(x, w.T), b, -1, activation)
+
+
+def bias_act(y, b, dim, activation):
+    """activation(y + b), b of shape (y.shape[dim],) or None; activation "none" or "relu" (the
+    epilogues the Linear and Conv2d ops fuse). May return y itself when there is nothing to do."""
+    if b is not None:
+        shape = [1] * y.ndim
+        shape[dim] = b.shape[0]
+        y = y + b.reshape(shape)
+    if activation == "relu":
+        y = relu(y)
+    elif activation != "none":
+        raise ValueError(f"bias_act: activation must be 'none' or 'relu', got {activation!r}")
+    return y
 
 
 # ---- indexing and joining -----------------------------------------------------------------

@@ -90,15 +90,22 @@ def _implicit_dim(x, dim):
 
 # ---- linear, dropout, embedding -----------------------------------------------------------
 def linear(input, weight, bias=None):  # noqa: A002
+    return _linear(input, weight, bias, None)
+
+
+def _linear(input, weight, bias, activation):  # noqa: A002
+    """linear, then ``activation`` (None or "relu") fused into the same op where the operands
+    allow (nn.Sequential fuses Linear + ReLU through here)."""
     if input.shape[-1:] != weight.shape[-1:]:
         raise ValueError(f"linear: input has last dim {input.shape[-1:]} but weight {weight.shape} expects "
                          f"{weight.shape[-1]}")
     same = input.dtype == weight.dtype and (bias is None or bias.dtype == weight.dtype) \
         and input.device == weight.device and (bias is None or bias.device == weight.device)
     if same and weight.ndim == 2 and input.ndim >= 1:
-        return M.Linear.apply(input, weight, bias)
+        return M.Linear.apply(input, weight, bias, activation)
     out = input @ weight.T  # mixed dtypes or devices: the composed form promotes / reports
-    return out if bias is None else out + bias
+    out = out if bias is None else out + bias
+    return out.relu() if activation == "relu" else out
 
 
 def dropout(input, p=0.5, training=True, inplace=False):  # noqa: A002
@@ -174,6 +181,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 # ---- convolution and pooling --------------------------------------------------------------
 @_unbatched
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    return _conv2d(input, weight, bias, stride, padding, dilation, groups, None)
+
+
+def _conv2d(input, weight, bias, stride, padding, dilation, groups, activation):  # noqa: A002
+    """conv2d, then ``activation`` (None or "relu") in the op's epilogue (nn.Sequential fuses
+    Conv2d + ReLU through here)."""
     _check(input, 4, "conv2d")
     _check(weight, 4, "conv2d (weight)", "(out_channels, in_channels / groups, kH, kW)")
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
@@ -185,7 +198,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         if size + 2 * p < d * (k - 1) + 1:
             raise ValueError(f"conv2d: kernel {tuple(weight.shape[2:])} (dilation {dilation}) is larger than the "
                              f"padded input {tuple(input.shape[2:])} + padding {padding}")
-    return C.Conv2d.apply(input, weight, bias, stride, padding, dilation, groups)
+    return C.Conv2d.apply(input, weight, bias, stride, padding, dilation, groups, activation)
 
 
 def _conv_padding(padding, kernel, stride, dilation):

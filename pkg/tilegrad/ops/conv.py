@@ -15,38 +15,43 @@ class Conv2d(Op):
     cost = staticmethod(_conv_cost)
 
     @staticmethod
-    def forward(ctx, x, w, b, stride, padding, dilation, groups):
-        ctx.save_for_backward(x, w)
+    def forward(ctx, x, w, b, stride, padding, dilation, groups, activation=None):
         ctx.geometry = stride, padding, dilation, groups
         y = ctx.kernel("conv2d", x, w, stride, padding, dilation, groups)
-        if b is not None:
-            y = y + b.reshape(1, -1, 1, 1)
+        if b is not None or activation is not None:  # the epilogue, in one pass over y
+            y = ctx.kernel("bias_act", y, b, 1, activation or "none")
+        ctx.save_for_backward(x, w, y if activation == "relu" else None)
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        x, w = ctx.saved_tensors
+        x, w, y = ctx.saved_tensors
+        if y is not None:
+            gy = ctx.kernel("relu_backward", y, gy)
         need = ctx.needs_input_grad
         gx = ctx.kernel("conv2d_backward_input", gy, w, x.shape, *ctx.geometry) if need[0] else None
         gw = ctx.kernel("conv2d_backward_weight", gy, x, w.shape, *ctx.geometry) if need[1] else None
         gb = gy.sum(axis=(0, 2, 3)) if need[2] else None
-        return gx, gw, gb, None, None, None, None
+        return gx, gw, gb, None, None, None, None, None
 
 
 def _conv_samples(rng):
     # (x shape, weight shape, bias, stride, padding, dilation, groups): ragged sizes, groups, 1x1.
-    cases = [((2, 3, 7, 6), (4, 3, 3, 3), True, (1, 1), (1, 1), (1, 1), 1),
-             ((1, 4, 9, 8), (6, 2, 3, 2), False, (2, 1), (0, 1), (1, 2), 2),
-             ((2, 2, 5, 5), (3, 2, 1, 1), True, (1, 1), (0, 0), (1, 1), 1),
-             ((1, 3, 8, 7), (3, 1, 3, 3), True, (2, 2), (1, 1), (1, 1), 3)]
+    cases = [((2, 3, 7, 6), (4, 3, 3, 3), True, (1, 1), (1, 1), (1, 1), 1, None),
+             ((1, 4, 9, 8), (6, 2, 3, 2), False, (2, 1), (0, 1), (1, 2), 2, None),
+             ((2, 2, 5, 5), (3, 2, 1, 1), True, (1, 1), (0, 0), (1, 1), 1, None),
+             ((1, 3, 8, 7), (3, 1, 3, 3), True, (2, 2), (1, 1), (1, 1), 3, None),
+             ((2, 3, 6, 5), (5, 3, 3, 3), True, (1, 1), (1, 1), (1, 1), 1, "relu"),
+             ((1, 2, 5, 7), (4, 2, 2, 3), False, (1, 2), (0, 1), (1, 1), 1, "relu")]
     out = []
-    for xs, ws, bias, s, p, d, g in cases:
+    for xs, ws, bias, s, p, d, g, act in cases:
         if bias:
             inputs, call = (randn(rng, xs), randn(rng, ws), randn(rng, ws[:1])), \
-                (lambda x, w, b, s=s, p=p, d=d, g=g: Conv2d.apply(x, w, b, s, p, d, g))
+                (lambda x, w, b, s=s, p=p, d=d, g=g, act=act: Conv2d.apply(x, w, b, s, p, d, g, act))
         else:
-            inputs, call = (randn(rng, xs), randn(rng, ws)), (lambda x, w, s=s, p=p, d=d, g=g: Conv2d.apply(x, w, None, s, p, d, g))
-        out.append(Sample(inputs, call, f"x{xs},w{ws},s{s},p{p},d{d},g{g},bias={bias}"))
+            inputs, call = (randn(rng, xs), randn(rng, ws)), \
+                (lambda x, w, s=s, p=p, d=d, g=g, act=act: Conv2d.apply(x, w, None, s, p, d, g, act))
+        out.append(Sample(inputs, call, f"x{xs},w{ws},s{s},p{p},d{d},g{g},bias={bias},act={act}"))
     return out
 
 

@@ -51,46 +51,54 @@ class MatMul(Op):
 
 @op
 class Linear(Op):
-    """y = x @ w^T + b over x's last dim (F.linear): one node, where the composed form makes
-    three (transpose, matmul, add) and its weight gradient arrives as a transposed view."""
+    """y = activation(x @ w^T + b) over x's last dim (F.linear, or F.linear then ReLU when
+    nn.Sequential fuses the pair): one node, where the composed form makes three or four
+    (transpose, matmul, add, relu) and its weight gradient arrives as a transposed view.
+    activation: None or "relu"."""
 
     @staticmethod
-    def cost(x, w, b=None):
+    def cost(x, w, b=None, activation=None):
         rows = math.prod(x.shape[:-1])
         out, k = w.shape
         return Cost(2 * rows * out * k, x.nbytes + w.nbytes + rows * out * x.itemsize)
 
     @staticmethod
-    def forward(ctx, x, w, b):
+    def forward(ctx, x, w, b, activation=None):
         if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1] or (b is not None and b.shape != w.shape[:1]):
             raise ValueError(f"Linear: input {x.shape}, weight {w.shape} and bias "
                              f"{None if b is None else b.shape} do not fit (..., in), (out, in), (out,)")
-        ctx.save_for_backward(x, w)
-        return ctx.kernel("linear", x, w, b)
+        y = ctx.kernel("linear", x, w, b, activation or "none")
+        # relu: the output's sign is the mask the backward needs
+        ctx.save_for_backward(x, w, y if activation == "relu" else None)
+        return y
 
     @staticmethod
     def backward(ctx, gy):
-        x, w = ctx.saved_tensors
+        x, w, y = ctx.saved_tensors
+        if y is not None:
+            gy = ctx.kernel("relu_backward", y, gy)
         need = ctx.needs_input_grad
         gy2 = gy.reshape(-1, w.shape[0])
         gx = ctx.kernel("matmul", gy2, w).reshape(x.shape) if need[0] else None
         # (out, rows) @ (rows, in): the weight gradient comes out in the weight's own layout.
         gw = ctx.kernel("matmul", gy2.T, x.reshape(-1, w.shape[1])) if need[1] else None
         gb = gy2.sum(axis=0) if need[2] else None
-        return gx, gw, gb
+        return gx, gw, gb, None
 
 
 def _linear_samples(rng):
-    cases = [((5, 4), 3, True), ((2, 3, 4), 6, True), ((4,), 2, True), ((7, 33), 65, False), ((1, 1), 1, True),
-             ((0, 3), 2, True)]
+    cases = [((5, 4), 3, True, None), ((2, 3, 4), 6, True, None), ((4,), 2, True, None), ((7, 33), 65, False, None),
+             ((1, 1), 1, True, None), ((0, 3), 2, True, None),
+             ((6, 5), 7, True, "relu"), ((2, 3, 9), 4, False, "relu")]
     out = []
-    for xs, n_out, bias in cases:
+    for xs, n_out, bias, act in cases:
         ws = (n_out, xs[-1])
         if bias:
             out.append(Sample((randn(rng, xs), randn(rng, ws), randn(rng, (n_out,))),
-                              lambda x, w, b: Linear.apply(x, w, b), f"x{xs},w{ws},bias"))
+                              lambda x, w, b, act=act: Linear.apply(x, w, b, act), f"x{xs},w{ws},bias,act={act}"))
         else:
-            out.append(Sample((randn(rng, xs), randn(rng, ws)), lambda x, w: Linear.apply(x, w, None), f"x{xs},w{ws}"))
+            out.append(Sample((randn(rng, xs), randn(rng, ws)), lambda x, w, act=act: Linear.apply(x, w, None, act),
+                              f"x{xs},w{ws},act={act}"))
     return out
 
 

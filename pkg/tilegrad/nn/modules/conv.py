@@ -84,8 +84,12 @@ class Conv2d(_ConvNd):
                          padding_mode, False, device=device, dtype=dtype)
 
     def forward(self, x):
-        return self._batched(lambda b: F.conv2d(b, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                                                self.groups), x)
+        return self._forward_with(x, None)
+
+    def _forward_with(self, x, activation):
+        """forward, then ``activation`` (None or "relu") in the op's epilogue (see nn.Sequential)."""
+        return self._batched(lambda b: F._conv2d(b, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                                                 self.groups, activation), x)
 
 
 class ConvTranspose2d(_ConvNd):

@@ -40,10 +40,14 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
+        return self._forward_with(x, None)
+
+    def _forward_with(self, x, activation):
+        """forward, then ``activation`` (None or "relu") in the same op (see nn.Sequential)."""
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear(in_features={self.in_features}): expected input with last dim "
                              f"{self.in_features}, got shape {tuple(x.shape)}")
-        return F.linear(x, self.weight, self.bias)
+        return F._linear(x, self.weight, self.bias, activation)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
