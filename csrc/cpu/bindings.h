@@ -10,6 +10,8 @@ namespace cpu_glue {
 void bind_core(pybind11::module_& m);  // relu, matmul
 void bind_nn(pybind11::module_& m);    // softmax, activations, layer norm
 void bind_conv(pybind11::module_& m);  // conv2d
+void bind_pool(pybind11::module_& m);  // max / average 2-D pooling
+void bind_loss(pybind11::module_& m);  // fused cross-entropy
 
 }  // namespace cpu_glue
 }  // namespace tg
