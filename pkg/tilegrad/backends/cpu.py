@@ -307,6 +307,43 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_i
     return gx
 
 
+# ---- cross-entropy ------------------------------------------------------------------------
+def _ce_covered(logits, target, weight, ignore_index, label_smoothing):
+    """float32 logits (R, C >= 1), integer targets (R,), weight None or float32 (C,), an int64
+    ignore_index and label_smoothing in [0, 1]."""
+    return logits.dtype == F32 and logits.ndim == 2 and logits.shape[1] >= 1 \
+        and target.dtype.kind in "iu" and target.shape == logits.shape[:1] \
+        and (weight is None or (weight.dtype == F32 and weight.shape == logits.shape[1:])) \
+        and isinstance(ignore_index, (int, np.integer)) and -2 ** 63 <= ignore_index < 2 ** 63 \
+        and 0 <= label_smoothing <= 1
+
+
+def _ce_args(logits, target, weight):
+    return _f32c(logits), np.ascontiguousarray(target, dtype=I64), None if weight is None else _f32c(weight)
+
+
+def cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
+    if not _ce_covered(logits, target, weight, ignore_index, label_smoothing):
+        return REF["cross_entropy_forward"](logits, target, weight, ignore_index, label_smoothing)
+    logits, target, weight = _ce_args(logits, target, weight)
+    loss = np.empty(logits.shape[0], F32)
+    lse = np.empty(logits.shape[0], F32)
+    _cpu.cross_entropy_forward(logits, target, weight, int(ignore_index), float(label_smoothing), loss, lse)
+    return loss, lse
+
+
+def cross_entropy_backward(logits, lse, target, weight, ignore_index, label_smoothing, grow):
+    rows = logits.shape[:1]
+    if not _ce_covered(logits, target, weight, ignore_index, label_smoothing) \
+            or lse.dtype != F32 or grow.dtype != F32 or lse.shape != rows or grow.shape != rows:
+        return REF["cross_entropy_backward"](logits, lse, target, weight, ignore_index, label_smoothing, grow)
+    logits, target, weight = _ce_args(logits, target, weight)
+    glogits = np.empty_like(logits)
+    _cpu.cross_entropy_backward(logits, _f32c(lse), target, weight, int(ignore_index), float(label_smoothing),
+                                _f32c(grow), glogits)
+    return glogits
+
+
 if _cpu is not None:
     KERNELS.update(
         relu=relu, relu_backward=relu_backward, matmul=matmul,
@@ -327,6 +364,7 @@ if _cpu is not None:
         conv2d_backward_weight=conv2d_backward_weight,
         max_pool2d=max_pool2d, max_pool2d_backward=max_pool2d_backward,
         avg_pool2d=avg_pool2d, avg_pool2d_backward=avg_pool2d_backward,
+        cross_entropy_forward=cross_entropy_forward, cross_entropy_backward=cross_entropy_backward,
     )
 
 
