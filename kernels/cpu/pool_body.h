@@ -112,6 +112,11 @@ inline VT iota(float step) {
 
 // The taps t in [0, k) whose position start + t * d lies in [0, size): [*t0, *t1).
 inline void valid_taps(int64_t start, int64_t k, int64_t d, int64_t size, int64_t* t0, int64_t* t1) {
+  if (d == 1) {  // no division: the common case, run for every border output
+    *t0 = std::min(k, std::max<int64_t>(0, -start));
+    *t1 = std::max(*t0, std::min(k, size - start));
+    return;
+  }
   const int64_t a = start < 0 ? std::min(k, (-start + d - 1) / d) : 0;
   const int64_t b = start > size - 1 ? 0 : std::min(k, (size - 1 - start) / d + 1);
   *t0 = a;
@@ -176,14 +181,15 @@ inline void max_block(const float* xp, float* y, int64_t* arg, int64_t ih0, int6
   const int64_t col0 = ow0 * S - g.pw;  // input column of tap j = 0 in lane 0
   VT m = Vec::set1(-INFINITY);
   VT a = Vec::add(Vec::set1(static_cast<float>((ih0 + i0 * g.dh) * g.w + col0)), lane_offsets);
+  const VT step = Vec::set1(static_cast<float>(g.dw));
   for (int64_t i = i0; i < i1; ++i) {
-    const int64_t base = (ih0 + i * g.dh) * g.w + col0;
-    for (int64_t j = 0; j < g.kw; ++j) {
-      const int64_t at = base + j * g.dw;
-      const VT v = load_s<S>(xp + at);
+    const float* row = xp + (ih0 + i * g.dh) * g.w + col0;
+    VT idx = Vec::add(Vec::set1(static_cast<float>((ih0 + i * g.dh) * g.w + col0)), lane_offsets);
+    for (int64_t j = 0; j < g.kw; ++j, idx = Vec::add(idx, step)) {
+      const VT v = load_s<S>(row + j * g.dw);
       const VM better = wins(v, m);
       m = Vec::select(better, v, m);
-      a = Vec::select(better, Vec::add(Vec::set1(static_cast<float>(at)), lane_offsets), a);
+      a = Vec::select(better, idx, a);
     }
   }
   Vec::store(y + ow0, m);
@@ -205,6 +211,10 @@ void max_rows_vec(const float* x, float* y, int64_t* arg, int64_t r0, int64_t r1
     int64_t ow = 0;
     for (; ow < in.lo; ++ow) max_one(xp, yr, ar, ih0, i0, i1, ow, g);
     for (; ow + kW <= in.hi; ow += kW) max_block<S>(xp, yr, ar, ih0, i0, i1, ow, lane_offsets, g);
+    if (ow < in.hi && in.hi - in.lo >= kW) {  // the last interior outputs: one block overlapping the previous
+      max_block<S>(xp, yr, ar, ih0, i0, i1, in.hi - kW, lane_offsets, g);
+      ow = in.hi;
+    }
     for (; ow < g.ow; ++ow) max_one(xp, yr, ar, ih0, i0, i1, ow, g);
   }
 }
@@ -253,13 +263,18 @@ void avg_rows_impl(const float* x, float* y, int64_t r0, int64_t r1, const Pool2
       for (; ow < in.lo; ++ow) avg_one(xp, yr, oh, ih0, i0, i1, ow, g, d);
       // every interior window has the same divisor along the row
       const VT div = Vec::set1(in.lo < in.hi ? avg_divisor(oh, in.lo, g, d) : 1.0f);
-      for (; ow + kW <= in.hi; ow += kW) {
+      auto block = [&](int64_t ow0) {
         VT s = Vec::set1(0.0f);
         for (int64_t i = i0; i < i1; ++i) {
-          const float* row = xp + (ih0 + i) * g.w + ow * S - g.pw;
+          const float* row = xp + (ih0 + i) * g.w + ow0 * S - g.pw;
           for (int64_t j = 0; j < g.kw; ++j) s = Vec::add(s, load_s<S>(row + j));
         }
-        Vec::store(yr + ow, Vec::div(s, div));
+        Vec::store(yr + ow0, Vec::div(s, div));
+      };
+      for (; ow + kW <= in.hi; ow += kW) block(ow);
+      if (ow < in.hi && in.hi - in.lo >= kW) {  // one block overlapping the previous (it rewrites equal values)
+        block(in.hi - kW);
+        ow = in.hi;
       }
     }
     for (; ow < g.ow; ++ow) avg_one(xp, yr, oh, ih0, i0, i1, ow, g, d);

@@ -26,6 +26,14 @@ def _unrows(g, shape):
     return xp_of(g).moveaxis(g.reshape((shape[0],) + tuple(shape[2:]) + (shape[1],)), -1, 1)
 
 
+def _divide(a, b):
+    """a / b, where b == 0 (every target ignored) gives NaN or inf silently, as in PyTorch."""
+    if isinstance(b, (np.ndarray, np.generic)) and b == 0:  # NumPy warns; CuPy never does (and is not synced)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return a / b
+    return a / b
+
+
 def _cost(logits, target, *_):
     # a max, a subtraction, an exp and a sum per logit; the logits and targets read once
     return Cost(4 * logits.size, logits.nbytes + target.nbytes + 2 * target.size * logits.itemsize)
@@ -54,8 +62,7 @@ class CrossEntropy(Op):
             counted = valid if weight is None else xp_of(t).where(valid, weight[xp_of(t).where(valid, t, 0)], 0)
             denom = counted.sum().astype(loss.dtype)
             total = loss.sum()
-            with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN, as in PyTorch
-                out = total / denom
+            out = _divide(total, denom)
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(x, t, weight, lse)
             ctx.meta = logits.shape, ignore_index, label_smoothing, reduction, denom, out
@@ -70,8 +77,7 @@ class CrossEntropy(Op):
         if reduction == "none":
             grow[...] = gy.reshape(-1)
         else:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                grow[...] = gy if reduction == "sum" else gy / denom
+            grow[...] = gy if reduction == "sum" else _divide(gy, denom)
         need = ctx.needs_input_grad
         gx = gw = None
         if need[0]:
@@ -79,8 +85,7 @@ class CrossEntropy(Op):
         if need[2]:
             gw = _weight_grad(x, t, weight, lse, grow, ignore_index, eps)
             if reduction == "mean":  # the mean's denominator sums the targets' weights too
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    scale = gy * out / denom
+                scale = _divide(gy * out, denom)
                 counts = xp.bincount(xp.where(t != ignore_index, t, 0), weights=(t != ignore_index).astype(x.dtype),
                                      minlength=x.shape[1])
                 gw = gw - scale * counts
