@@ -307,7 +307,8 @@ def test_shapes_must_match_the_geometry(fn):
 
 @pytest.mark.parametrize("fn", list(GOOD))
 def test_bad_geometry(fn):
-    bad = [("kernel", (0, 3), ValueError, ">= 1"), ("kernel", 3, TypeError, "pair"), ("stride", (2, 0), ValueError, ">= 1"),
+    bad = [("kernel", (0, 3), ValueError, ">= 1"), ("kernel", 3, TypeError, "pair"),
+           ("stride", (2, 0), ValueError, ">= 1"),
            ("padding", (-1, 0), ValueError, ">= 0"), ("padding", (1.0, 1), TypeError, "int"),
            ("ceil_mode", 1, TypeError, "bool"), ("ceil_mode", None, TypeError, "bool"),
            ("kernel", (10, 3), ValueError, "larger than the padded input")]

@@ -83,7 +83,8 @@ def _class_targets(rng, shape, ignore_index):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("shape", [(9, 7), (3, 5, 4), (2, 4, 3, 2), (6,), (33, 17)])
-@pytest.mark.parametrize("kwargs", [{}, {"weight": True, "reduction": "none"}, {"label_smoothing": 0.15, "ignore_index": 2},
+@pytest.mark.parametrize("kwargs", [{}, {"weight": True, "reduction": "none"},
+                                    {"label_smoothing": 0.15, "ignore_index": 2},
                                     {"weight": True, "label_smoothing": 0.3, "reduction": "sum"},
                                     {"weight": True, "label_smoothing": 0.1}])
 def test_cross_entropy_class_indices_match_pytorch(dtype, shape, kwargs, seed):
@@ -109,7 +110,8 @@ def test_cross_entropy_class_indices_match_pytorch(dtype, shape, kwargs, seed):
 
 
 @pytest.mark.parametrize("relu", [False, True], ids=["random", "ties"])
-@pytest.mark.parametrize("k,s,p,d,ceil", [(3, 2, 1, 1, False), (2, 2, 0, 1, True), (3, 1, 1, 2, True), (3, 3, 1, 1, True)])
+@pytest.mark.parametrize("k,s,p,d,ceil", [(3, 2, 1, 1, False), (2, 2, 0, 1, True), (3, 1, 1, 2, True),
+                                         (3, 3, 1, 1, True)])
 def test_max_pool2d_float32_matches_pytorch(relu, k, s, p, d, ceil, seed):
     """The native max pooling against PyTorch in float32: values, indices (also where a ReLU makes
     windows tie) and the input gradient."""

@@ -282,8 +282,8 @@ def max_pool2d_backward(gy, arg, x_shape, kernel, stride, padding, dilation, cei
 
 
 def _avg_covered(divisor_override):
-    return divisor_override is None or \
-        (isinstance(divisor_override, (int, np.integer)) and not isinstance(divisor_override, bool) and divisor_override >= 1)
+    d = divisor_override
+    return d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1)
 
 
 def avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):

@@ -122,7 +122,8 @@ def _max_pool_samples(rng):
              ((2, 1, 6, 41), (3, 3), (2, 2), (1, 1), (1, 1), True)]
     out = [Sample((distinct(rng, xs),), lambda x, k=k, s=s, p=p, d=d, c=c: MaxPool2d.apply(x, k, s, p, d, c)[0],
                   f"{xs},k{k},s{s},p{p},d{d},ceil={c}") for xs, k, s, p, d, c in cases]
-    out.append(Sample((distinct(rng, (1, 2, 7, 37)),), lambda x: MaxPool2d.apply(x, (3, 2), (2, 2), (1, 1), (1, 2), True),
+    out.append(Sample((distinct(rng, (1, 2, 7, 37)),),
+                      lambda x: MaxPool2d.apply(x, (3, 2), (2, 2), (1, 1), (1, 2), True),
                       "(1, 2, 7, 37),k(3, 2),s(2, 2),p(1, 1),d(1, 2),ceil=True,indices"))
     return out
 
