@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "pool_internal.h"
 #include "tg_cpu.h"
@@ -37,7 +38,6 @@ constexpr int64_t kMaxExactIndex = int64_t{1} << 24;  // float lanes hold plane 
 // ---- the few operations pooling needs beyond vec.h ---------------------------------------
 // wins(v, m): v replaces the running maximum m: v > m, or v is NaN (PyTorch's rule).
 // load_s2(p): p[0], p[2], ..., p[2W - 2] (reads up to p[2W - 1]).
-// add_s2(p, g): p[2l] += g[l] for every lane l (touches p[0 .. 2W - 1], adding 0 to the odd ones).
 // store_index(out, v): out[l] = int64(v[l]).
 #if defined(TG_VEC_AVX2)
 inline VM wins(VT v, VT m) {
@@ -47,13 +47,6 @@ inline VT load_s2(const float* p) {
   const __m256 e = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _MM_SHUFFLE(2, 0, 2, 0));
   // e = a0 a2 b0 b2 | a4 a6 b4 b6: put the 64-bit pairs in order
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-inline void add_s2(float* p, VT g) {
-  const __m256 zero = _mm256_setzero_ps();
-  const __m256 lo = _mm256_unpacklo_ps(g, zero);  // g0 0 g1 0 | g4 0 g5 0
-  const __m256 hi = _mm256_unpackhi_ps(g, zero);  // g2 0 g3 0 | g6 0 g7 0
-  _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), _mm256_permute2f128_ps(lo, hi, 0x20)));
-  _mm256_storeu_ps(p + 8, _mm256_add_ps(_mm256_loadu_ps(p + 8), _mm256_permute2f128_ps(lo, hi, 0x31)));
 }
 inline void store_index(int64_t* out, VT v) {
   const __m256i i = _mm256_cvttps_epi32(v);
@@ -68,13 +61,6 @@ inline VT load_s2(const float* p) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
 }
-inline void add_s2(float* p, VT g) {
-  const __m512 zero = _mm512_setzero_ps();
-  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16);
-  const __m512i hi = _mm512_setr_epi32(8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14, 16, 15, 16);
-  _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), _mm512_permutex2var_ps(g, lo, zero)));
-  _mm512_storeu_ps(p + 16, _mm512_add_ps(_mm512_loadu_ps(p + 16), _mm512_permutex2var_ps(g, hi, zero)));
-}
 inline void store_index(int64_t* out, VT v) {
   const __m512i i = _mm512_cvttps_epi32(v);
   _mm512_storeu_si512(out, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(i)));
@@ -83,22 +69,12 @@ inline void store_index(int64_t* out, VT v) {
 #else
 inline VM wins(VT v, VT m) { return v > m || v != v; }
 inline VT load_s2(const float* p) { return *p; }
-inline void add_s2(float* p, VT g) { *p += g; }
 inline void store_index(int64_t* out, VT v) { *out = static_cast<int64_t>(v); }
 #endif
 
 template <int S>
 inline VT load_s(const float* p) {
   return S == 1 ? Vec::load(p) : load_s2(p);
-}
-
-template <int S>
-inline void add_s(float* p, VT g) {
-  if (S == 1) {
-    Vec::store(p, Vec::add(Vec::load(p), g));
-  } else {
-    add_s2(p, g);
-  }
 }
 
 // lane l holds l * step
@@ -287,53 +263,82 @@ void avg_rows(const float* x, float* y, int64_t r0, int64_t r1, const Pool2dGeom
   avg_rows_impl<0>(x, y, r0, r1, g, d);  // scalar throughout
 }
 
-// gy / divisor of output (oh, ow) added to every cell of its window inside the image.
-inline void avg_backward_one(float gy, float* gxp, int64_t oh, int64_t ih0, int64_t i0, int64_t i1, int64_t ow,
-                             const Pool2dGeom& g, AvgPoolDivisor d) {
-  const int64_t iw0 = ow * g.sw - g.pw;
-  int64_t j0, j1;
-  valid_taps(iw0, g.kw, 1, g.w, &j0, &j1);
-  const float v = gy / avg_divisor(oh, ow, g, d);
-  for (int64_t i = i0; i < i1; ++i) {
-    float* row = gxp + (ih0 + i) * g.w + iw0;
-    for (int64_t j = j0; j < j1; ++j) row[j] += v;
+// The input gradient of average pooling, separably: a window covers a product of rows and
+// columns, so for each output row the contributions v = gy / divisor are first summed along
+// the columns into a row buffer, and that buffer is then added to each input row the window
+// spans (contiguous vector adds). The column sums are gathers, not scatters: with v spread
+// out to u[ow * sw] (zeros between), column iw receives sum_j u[iw + pw - j] over the kw
+// taps j -- kw vector loads per W columns, whatever the stride. (Scattering every output into
+// every cell of its window instead makes each vector add read what the previous one just wrote
+// at an offset, which stalls on store forwarding and ran 4x slower.)
+inline void add_row(float* dst, const float* src, int64_t n) {
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) Vec::store(dst + i, Vec::add(Vec::load(dst + i), Vec::load(src + i)));
+  if (i < n) {
+    const VT sum = Vec::add(Vec::load_part(dst + i, n - i, 0.0f), Vec::load_part(src + i, n - i, 0.0f));
+    Vec::store_part(dst + i, sum, n - i);
   }
 }
 
-template <int S>
-void avg_backward_impl(const float* gy, float* gx, int64_t p0, int64_t p1, const Pool2dGeom& g,
-                       AvgPoolDivisor d) {
-  const Interior in = interior_cols(g, 1);
-  for (int64_t p = p0; p < p1; ++p) {
-    float* gxp = gx + p * g.h * g.w;
-    std::fill(gxp, gxp + g.h * g.w, 0.0f);
-    for (int64_t oh = 0; oh < g.oh; ++oh) {
-      const float* gyr = gy + (p * g.oh + oh) * g.ow;
-      const int64_t ih0 = oh * g.sh - g.ph;
-      int64_t i0, i1;
-      valid_taps(ih0, g.kh, 1, g.h, &i0, &i1);
-      int64_t ow = 0;
-      if (S > 0) {
-        for (; ow < in.lo; ++ow) avg_backward_one(gyr[ow], gxp, oh, ih0, i0, i1, ow, g, d);
-        const VT div = Vec::set1(in.lo < in.hi ? avg_divisor(oh, in.lo, g, d) : 1.0f);
-        for (; ow + kW <= in.hi; ow += kW) {
-          const VT v = Vec::div(Vec::load(gyr + ow), div);
-          for (int64_t i = i0; i < i1; ++i) {
-            float* row = gxp + (ih0 + i) * g.w + ow * S - g.pw;
-            for (int64_t j = 0; j < g.kw; ++j) add_s<S>(row + j, v);
-          }
-        }
-      }
-      for (; ow < g.ow; ++ow) avg_backward_one(gyr[ow], gxp, oh, ih0, i0, i1, ow, g, d);
-    }
-  }
+// How many cells of window `o` along one dim the average divides by (avg_divisor's rule,
+// which is a product of a row count and a column count unless divisor_override is set).
+inline int64_t avg_count(int64_t o, int64_t size, int64_t k, int64_t s, int64_t p, bool include_pad) {
+  const int64_t start = o * s - p;
+  const int64_t end = std::min(start + k, size + p);
+  if (include_pad) return end - start;
+  return std::max<int64_t>(0, std::min(end, size) - std::max<int64_t>(start, 0));
 }
 
 void avg_backward_planes(const float* gy, float* gx, int64_t p0, int64_t p1, const Pool2dGeom& g,
                          AvgPoolDivisor d) {
-  if (kW > 1 && g.sw == 1) return avg_backward_impl<1>(gy, gx, p0, p1, g, d);
-  if (kW > 1 && g.sw == 2) return avg_backward_impl<2>(gy, gx, p0, p1, g, d);
-  avg_backward_impl<0>(gy, gx, p0, p1, g, d);
+  // scratch: the column counts (ow), gy / divisor of one output row (ow), its column sums (w),
+  // and u, the row spread out by the stride, behind kw - 1 zeros and ahead of a vector of zeros
+  const int64_t u_off = g.kw - 1;
+  const int64_t u_len = u_off + std::max(g.w + g.pw, g.sw * g.ow) + kW;
+  std::vector<float> scratch(static_cast<size_t>(2 * g.ow + g.w + u_len), 0.0f);
+  float* col_count = scratch.data();
+  float* v = col_count + g.ow;
+  float* cols = v + g.ow;
+  float* u = cols + g.w + u_off;
+  const bool fixed = d.divisor_override > 0;
+  for (int64_t ow = 0; ow < g.ow; ++ow) {
+    col_count[ow] = fixed ? 1.0f : static_cast<float>(avg_count(ow, g.w, g.kw, g.sw, g.pw, d.count_include_pad));
+  }
+  for (int64_t p = p0; p < p1; ++p) {
+    float* gxp = gx + p * g.h * g.w;
+    std::fill(gxp, gxp + g.h * g.w, 0.0f);
+    for (int64_t oh = 0; oh < g.oh; ++oh) {
+      const int64_t ih0 = oh * g.sh - g.ph;
+      int64_t i0, i1;
+      valid_taps(ih0, g.kh, 1, g.h, &i0, &i1);
+      if (i0 == i1) continue;
+      // gy / (row count * column count): the divisor as avg_divisor computes it (exact products)
+      const VT rows = Vec::set1(fixed ? static_cast<float>(d.divisor_override)
+                                      : static_cast<float>(avg_count(oh, g.h, g.kh, g.sh, g.ph, d.count_include_pad)));
+      const float* gyr = gy + (p * g.oh + oh) * g.ow;
+      int64_t ow = 0;
+      for (; ow + kW <= g.ow; ow += kW) {
+        Vec::store(v + ow, Vec::div(Vec::load(gyr + ow), Vec::mul(rows, Vec::load(col_count + ow))));
+      }
+      if (ow < g.ow) {
+        const int64_t n = g.ow - ow;
+        Vec::store_part(v + ow, Vec::div(Vec::load_part(gyr + ow, n, 0.0f),
+                                         Vec::mul(rows, Vec::load_part(col_count + ow, n, 1.0f))), n);
+      }
+      for (ow = 0; ow < g.ow; ++ow) u[ow * g.sw] = v[ow];  // the cells between stay 0
+      for (int64_t iw = 0; iw < g.w; iw += kW) {
+        const float* at = u + iw + g.pw;
+        VT sum = Vec::load(at);
+        for (int64_t j = 1; j < g.kw; ++j) sum = Vec::add(sum, Vec::load(at - j));
+        if (iw + kW <= g.w) {
+          Vec::store(cols + iw, sum);
+        } else {
+          Vec::store_part(cols + iw, sum, g.w - iw);
+        }
+      }
+      for (int64_t i = i0; i < i1; ++i) add_row(gxp + (ih0 + i) * g.w, cols, g.w);
+    }
+  }
 }
 
 }  // namespace
