@@ -1,6 +1,6 @@
 // Argument checks shared by the tilegrad._cpu binding files: every array is an
-// aligned, C-contiguous float32 numpy array (writeable when it is an output), and
-// scalars are real Python ints / numbers. Messages name the function.
+// aligned, C-contiguous numpy array, float32 unless a binding says otherwise
+// (writeable when it is an output), and scalars are real Python ints / numbers. Messages name the function.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -26,23 +26,24 @@ struct Arg {
   int64_t size;
 };
 
-// Checks that obj is an aligned, C-contiguous float32 numpy array (and
-// writeable when it is an output).
-inline Arg check_array(const char* fn, const char* name, const py::object& obj, bool is_out) {
+// Checks that obj is an aligned, C-contiguous numpy array of dtype `want` (named
+// `want_name` in messages), and writeable when it is an output.
+inline Arg check_typed_array(const char* fn, const char* name, const py::object& obj, bool is_out,
+                             const py::dtype& want, const char* want_name) {
   const std::string where = std::string(fn) + ": argument '" + name + "'";
   if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(where + " must be a numpy.ndarray of float32, got " +
+    throw py::type_error(where + " must be a numpy.ndarray of " + want_name + ", got " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))));
   }
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().equal(py::dtype::of<float>())) {
-    throw py::type_error(where + " must have dtype float32, got " + std::string(py::str(arr.dtype())));
+  if (!arr.dtype().equal(want)) {
+    throw py::type_error(where + " must have dtype " + want_name + ", got " + std::string(py::str(arr.dtype())));
   }
   if (!(arr.flags() & py::array::c_style)) {
     throw py::value_error(where + " must be C-contiguous (use numpy.ascontiguousarray)");
   }
   if (!(arr.flags() & kNpyAligned)) {
-    throw py::value_error(where + " must be aligned to 4 bytes");
+    throw py::value_error(where + " must be aligned to " + std::to_string(want.itemsize()) + " bytes");
   }
   if (is_out && !arr.writeable()) {
     throw py::value_error(where + " must be writeable");
@@ -50,6 +51,12 @@ inline Arg check_array(const char* fn, const char* name, const py::object& obj, 
   Arg a{arr, Shape(arr.shape(), arr.shape() + arr.ndim()), 0};
   a.size = static_cast<int64_t>(arr.size());
   return a;
+}
+
+// Checks that obj is an aligned, C-contiguous float32 numpy array (and
+// writeable when it is an output).
+inline Arg check_array(const char* fn, const char* name, const py::object& obj, bool is_out) {
+  return check_typed_array(fn, name, obj, is_out, py::dtype::of<float>(), "float32");
 }
 
 inline const float* cdata(const Arg& a) { return static_cast<const float*>(a.arr.data()); }
@@ -95,7 +102,7 @@ inline void check_disjoint(const char* fn, const std::vector<std::pair<const cha
   for (size_t i = 0; i < outs.size(); ++i) {
     const Arg& o = *outs[i].second;
     auto clash = [&](const char* other, const Arg& a) {
-      if (tg::glue::overlaps(o.arr.data(), o.size * 4, a.arr.data(), a.size * 4)) {
+      if (tg::glue::overlaps(o.arr.data(), o.arr.nbytes(), a.arr.data(), a.arr.nbytes())) {
         throw py::value_error(std::string(fn) + ": out '" + outs[i].first +
                               "' must not share memory with '" + other + "'");
       }

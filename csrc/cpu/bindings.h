@@ -13,6 +13,8 @@ void bind_conv(pybind11::module_& m);  // conv2d
 void bind_optim(pybind11::module_& m); // optimizer steps
 void bind_epilogue(pybind11::module_& m);  // bias + activation epilogue
 void bind_host_cache(pybind11::module_& m);  // NumPy allocator with a cache of large blocks
+void bind_pool(pybind11::module_& m);  // max / average 2-D pooling
+void bind_loss(pybind11::module_& m);  // fused cross-entropy
 
 }  // namespace cpu_glue
 }  // namespace tg

@@ -124,6 +124,55 @@ struct SgdStep {
 };
 // buf: nullptr when momentum == 0. p, grad, buf do not overlap.
 void sgd_step(float* p, const float* grad, float* buf, int64_t n, const SgdStep& h);
+// ---- 2-D pooling (kernels/cpu/pool*.cpp) -----------------------------------------------
+
+// NCHW input (n, c, h, w) pooled into (n, c, oh, ow): window (oh, ow) reads rows
+// oh*sh - ph + i*dh (i < kh) and columns ow*sw - pw + j*dw (j < kw); taps outside the
+// image are padding. The caller computes oh, ow (floor or ceil mode) and checks that every
+// max-pooling window has at least one tap inside the image. Average pooling has dh = dw = 1.
+struct Pool2dGeom {
+  int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+// y = the maximum of each window; arg = its flat index ih * w + iw in the input plane
+// (PyTorch's return_indices). The first maximum in window order wins; a NaN wins over
+// everything (the last NaN, as in PyTorch). Outputs overlap nothing.
+void max_pool2d(const float* x, float* y, int64_t* arg, const Pool2dGeom& g);
+
+// gx = 0, then gx[plane][arg] += gy for every output. Returns false (and skips them) when
+// some arg lies outside [0, h * w). gx overlaps nothing.
+bool max_pool2d_backward(const float* gy, const int64_t* arg, float* gx, const Pool2dGeom& g);
+
+// What an average window divides by: divisor_override when > 0; otherwise the window's
+// cells inside the image, plus its padding cells when count_include_pad (never the cells
+// that ceil mode adds past the padding) -- PyTorch's rule.
+struct AvgPoolDivisor {
+  bool count_include_pad;
+  int64_t divisor_override;
+};
+
+// y = the sum of each window / its divisor. y overlaps nothing.
+void avg_pool2d(const float* x, float* y, const Pool2dGeom& g, AvgPoolDivisor d);
+
+// gx = the input gradient of avg_pool2d: each gy / divisor added to its window's cells.
+// gx overlaps nothing.
+void avg_pool2d_backward(const float* gy, float* gx, const Pool2dGeom& g, AvgPoolDivisor d);
+
+// ---- cross-entropy of logits and class indices (kernels/cpu/loss*.cpp) ------------------
+
+// Rows of logits x (rows, c) against targets t (rows): every t[r] is either ignore_index or
+// in [0, c) (the caller checks). w (c) may be null (all ones); eps is label_smoothing.
+// lse[r] = log(sum_c exp(x[r, c])); loss[r] = 0 for an ignored row, else PyTorch's
+//   (1 - eps) w[t] (lse - x[t]) + eps / c * sum_c w[c] (lse - x[c]).
+// Outputs overlap nothing.
+void cross_entropy_forward(const float* x, const int64_t* t, const float* w, float* loss, float* lse,
+                           int64_t rows, int64_t c, int64_t ignore_index, float eps);
+
+// gx[r] = grow[r] * d loss[r] / d x[r]: grow[r] * (softmax(x[r]) * ((1 - eps) w[t] + eps / c *
+// sum(w)) - (1 - eps) w[t] onehot(t) - eps / c * w), 0 for an ignored row. gx overlaps nothing.
+void cross_entropy_backward(const float* x, const float* lse, const int64_t* t, const float* w,
+                            const float* grow, float* gx, int64_t rows, int64_t c, int64_t ignore_index,
+                            float eps);
 
 }  // namespace cpu
 }  // namespace tg

@@ -194,3 +194,24 @@ def test_gpu_bench_has_speedup_and_crossover(tmp_path, small_peaks):
     assert gpu and all(c["speedup_vs_cpu"] > 0 for c in gpu)
     assert {c["op"] for c in report["crossover"]} == {"relu", "matmul"}
     assert all(s["transfer_s"] > 0 for c in report["crossover"] for s in c["sizes"])
+
+
+def test_pooling_and_loss_cases_run_checked(small_peaks):
+    """The pooling cases (a size is a shape and a window) and the cross-entropy step (integer
+    targets, its own forward-and-backward cost) are checked against the float64 answer and timed."""
+    from tilegrad import ops
+    from tilegrad.bench import SIZES
+    report = tilegrad.bench.run(cases=("max_pool2d", "avg_pool2d", "cross_entropy"), sizes="tiny", devices=["cpu"],
+                                peers=("numpy",), repeats=1, min_time=1e-4)
+    assert report["failed"] == 0, [c["error"] for c in report["cases"] if c["status"] != "ok"]
+    rows = {(c["op"], c["kernels"]): c for c in report["cases"] if c["impl"] == "tilegrad"}
+    assert {op for op, _ in rows} == {"max_pool2d", "avg_pool2d", "cross_entropy"}
+    assert all(c["native_kernel"] for (op, kernels), c in rows.items() if kernels == "native")
+    (shape, (k, s, p)), = SIZES["tiny"]["max_pool2d"]
+    assert rows[("max_pool2d", "native")]["size"] == f"{'x'.join(map(str, shape))} k{k}s{s}p{p}"
+    x = np.zeros(shape, np.float32)
+    assert rows[("max_pool2d", "native")]["flops"] == ops.OPS["MaxPool2d"].cost(x, (k, k)).flops
+    (rows_, classes), = SIZES["tiny"]["cross_entropy"]
+    forward = ops.OPS["CrossEntropy"].cost(np.zeros((rows_, classes), np.float32), np.zeros(rows_, np.int64))
+    assert rows[("cross_entropy", "native")]["flops"] == 2 * forward.flops  # forward and backward
+    assert rows[("cross_entropy", "native")]["shapes"] == [[rows_, classes], [rows_]]

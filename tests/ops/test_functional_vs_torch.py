@@ -69,3 +69,78 @@ def test_batch_norm_training_updates_running_stats_like_pytorch(seed):
     np.testing.assert_allclose(y.numpy(), ty.numpy(), rtol=1e-10)
     np.testing.assert_allclose(rm.numpy(), trm.numpy(), rtol=1e-12)
     np.testing.assert_allclose(rv.numpy(), trv.numpy(), rtol=1e-12)
+
+
+def _class_targets(rng, shape, ignore_index):
+    """Class indices for logits of ``shape`` ((C,), (N, C) or (N, C, d...)), about a fifth ignored."""
+    n_classes = shape[0] if len(shape) == 1 else shape[1]
+    tshape = () if len(shape) == 1 else (shape[0],) + shape[2:]
+    target = rng.integers(0, n_classes, size=tshape)
+    if len(shape) > 1:
+        target[rng.random(tshape) < 0.2] = ignore_index
+    return np.asarray(target), n_classes
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape", [(9, 7), (3, 5, 4), (2, 4, 3, 2), (6,), (33, 17)])
+@pytest.mark.parametrize("kwargs", [{}, {"weight": True, "reduction": "none"},
+                                    {"label_smoothing": 0.15, "ignore_index": 2},
+                                    {"weight": True, "label_smoothing": 0.3, "reduction": "sum"},
+                                    {"weight": True, "label_smoothing": 0.1}])
+def test_cross_entropy_class_indices_match_pytorch(dtype, shape, kwargs, seed):
+    """The fused op (native kernels for float32) against PyTorch: k-dim and 1-D inputs, every option."""
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal(shape) * 2
+    target, n_classes = _class_targets(rng, shape, kwargs.get("ignore_index", -100))
+    ours_kw, theirs_kw = dict(kwargs), dict(kwargs)
+    if kwargs.get("weight"):
+        weight = rng.uniform(0.5, 2, n_classes)
+        ours_kw["weight"] = tg.tensor(weight.astype(dtype))
+        theirs_kw["weight"] = torch.tensor(weight.astype(dtype))
+    x = tg.tensor(logits.astype(dtype), requires_grad=True)
+    tx = torch.tensor(logits.astype(dtype), requires_grad=True)
+    y = F.cross_entropy(x, tg.tensor(target), **ours_kw)
+    ty = TF.cross_entropy(tx, torch.tensor(target), **theirs_kw)
+    rtol, atol = (1e-10, 1e-12) if dtype == "float64" else (2e-5, 1e-6)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=rtol, atol=atol)
+    g = rng.standard_normal(ty.shape)
+    (y * tg.tensor(g.astype(dtype))).sum().backward()
+    (ty * torch.tensor(g.astype(dtype))).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("relu", [False, True], ids=["random", "ties"])
+@pytest.mark.parametrize("k,s,p,d,ceil", [(3, 2, 1, 1, False), (2, 2, 0, 1, True), (3, 1, 1, 2, True),
+                                         (3, 3, 1, 1, True)])
+def test_max_pool2d_float32_matches_pytorch(relu, k, s, p, d, ceil, seed):
+    """The native max pooling against PyTorch in float32: values, indices (also where a ReLU makes
+    windows tie) and the input gradient."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, 17, 29)).astype(np.float32)
+    if relu:
+        x = np.maximum(x, 0)
+    ours, theirs = tg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, idx = F.max_pool2d(ours, k, s, p, d, ceil_mode=ceil, return_indices=True)
+    ty, tidx = TF.max_pool2d(theirs, k, s, p, d, ceil_mode=ceil, return_indices=True)
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    g = rng.standard_normal(ty.shape).astype(np.float32)
+    (y * tg.tensor(g)).sum().backward()
+    (ty * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("k,s,p,ceil,include,divisor", [(3, 2, 1, False, True, None), (2, 2, 0, True, True, None),
+                                                        (3, 1, 1, True, False, None), (3, 2, 1, True, False, 5),
+                                                        (4, 3, 2, True, True, None)])
+def test_avg_pool2d_float32_matches_pytorch(k, s, p, ceil, include, divisor, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, 17, 29)).astype(np.float32)
+    ours, theirs = tg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y = F.avg_pool2d(ours, k, s, p, ceil_mode=ceil, count_include_pad=include, divisor_override=divisor)
+    ty = TF.avg_pool2d(theirs, k, s, p, ceil_mode=ceil, count_include_pad=include, divisor_override=divisor)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    g = rng.standard_normal(ty.shape).astype(np.float32)
+    (y * tg.tensor(g)).sum().backward()
+    (ty * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-5, atol=1e-6)

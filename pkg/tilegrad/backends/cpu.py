@@ -6,7 +6,7 @@ route everything else (other dtypes, shapes the kernel does not cover) to the re
 """
 import numpy as np
 
-from . import reference
+from . import reference, reference_nn
 from .native import F32, elementwise_covered, layer_norm_covered, matmul_covered, softmax_covered
 
 try:
@@ -262,6 +262,123 @@ def conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
     _cpu.conv2d_backward_weight(_f32c(gy), _f32c(x), *geo[:3], groups, gw)
     return gw
 
+
+# ---- pooling ------------------------------------------------------------------------------
+I64 = np.dtype(np.int64)
+
+
+def _is_pair(v, least):
+    return isinstance(v, (tuple, list)) and len(v) == 2 and \
+        all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= least for i in v)
+
+
+def _pool_out_shape(x_shape, kernel, stride, padding, dilation, ceil_mode):
+    """The output shape when the native pooling kernels cover these arguments (a 4-D input,
+    pairs of ints, a kernel that fits the padded input, and for max pooling a window that
+    holds an input cell at every output), else None."""
+    if len(x_shape) != 4 or not (_is_pair(kernel, 1) and _is_pair(stride, 1) and _is_pair(padding, 0)
+                                 and _is_pair(dilation, 1)):
+        return None
+    out = []
+    for size, k, s, p, d in zip(x_shape[2:], kernel, stride, padding, dilation):
+        if size + 2 * p < d * (k - 1) + 1:
+            return None
+        n = reference_nn.conv_out_size(size, k, s, p, d, ceil_mode)
+        # windows that start left of the input: does dilation step over all of it?
+        for o in range(n):
+            start = o * s - p
+            if start >= 0:
+                break
+            first = -(start // d)  # taps to the first cell at or right of 0
+            if first >= k or start + first * d >= size:
+                return None
+        out.append(n)
+    return tuple(x_shape[:2]) + tuple(out)
+
+
+def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
+    shape = _pool_out_shape(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    if x.dtype != F32 or shape is None:
+        return REF["max_pool2d"](x, kernel, stride, padding, dilation, ceil_mode)
+    y = np.empty(shape, F32)
+    arg = np.empty(shape, I64)
+    _cpu.max_pool2d(_f32c(x), tuple(kernel), tuple(stride), tuple(padding), tuple(dilation), bool(ceil_mode), y, arg)
+    return y, arg
+
+
+def max_pool2d_backward(gy, arg, x_shape, kernel, stride, padding, dilation, ceil_mode):
+    shape = _pool_out_shape(tuple(x_shape), kernel, stride, padding, dilation, ceil_mode)
+    if gy.dtype != F32 or arg.dtype != I64 or shape is None or gy.shape != shape or arg.shape != shape:
+        return REF["max_pool2d_backward"](gy, arg, x_shape, kernel, stride, padding, dilation, ceil_mode)
+    gx = np.empty(tuple(x_shape), F32)
+    _cpu.max_pool2d_backward(_f32c(gy), np.asarray(arg, order="C"), tuple(kernel), tuple(stride), tuple(padding),
+                             tuple(dilation), bool(ceil_mode), gx)
+    return gx
+
+
+def _avg_covered(divisor_override):
+    d = divisor_override
+    return d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1)
+
+
+def avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    shape = _pool_out_shape(x.shape, kernel, stride, padding, (1, 1), ceil_mode)
+    if x.dtype != F32 or shape is None or not _avg_covered(divisor_override):
+        return REF["avg_pool2d"](x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    y = np.empty(shape, F32)
+    _cpu.avg_pool2d(_f32c(x), tuple(kernel), tuple(stride), tuple(padding), bool(ceil_mode), bool(count_include_pad),
+                    divisor_override, y)
+    return y
+
+
+def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    shape = _pool_out_shape(tuple(x_shape), kernel, stride, padding, (1, 1), ceil_mode)
+    if gy.dtype != F32 or shape is None or gy.shape != shape or not _avg_covered(divisor_override):
+        return REF["avg_pool2d_backward"](gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
+                                          divisor_override)
+    gx = np.empty(tuple(x_shape), F32)
+    _cpu.avg_pool2d_backward(_f32c(gy), tuple(kernel), tuple(stride), tuple(padding), bool(ceil_mode),
+                             bool(count_include_pad), divisor_override, gx)
+    return gx
+
+
+# ---- cross-entropy ------------------------------------------------------------------------
+def _ce_covered(logits, target, weight, ignore_index, label_smoothing):
+    """float32 logits (R, C >= 1), integer targets (R,), weight None or float32 (C,), an int64
+    ignore_index and label_smoothing in [0, 1]."""
+    return logits.dtype == F32 and logits.ndim == 2 and logits.shape[1] >= 1 \
+        and target.dtype.kind in "iu" and target.shape == logits.shape[:1] \
+        and (weight is None or (weight.dtype == F32 and weight.shape == logits.shape[1:])) \
+        and isinstance(ignore_index, (int, np.integer)) and -2 ** 63 <= ignore_index < 2 ** 63 \
+        and 0 <= label_smoothing <= 1
+
+
+def _ce_args(logits, target, weight):
+    return _f32c(logits), np.ascontiguousarray(target, dtype=I64), None if weight is None else _f32c(weight)
+
+
+def cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
+    if not _ce_covered(logits, target, weight, ignore_index, label_smoothing):
+        return REF["cross_entropy_forward"](logits, target, weight, ignore_index, label_smoothing)
+    logits, target, weight = _ce_args(logits, target, weight)
+    loss = np.empty(logits.shape[0], F32)
+    lse = np.empty(logits.shape[0], F32)
+    _cpu.cross_entropy_forward(logits, target, weight, int(ignore_index), float(label_smoothing), loss, lse)
+    return loss, lse
+
+
+def cross_entropy_backward(logits, lse, target, weight, ignore_index, label_smoothing, grow):
+    rows = logits.shape[:1]
+    if not _ce_covered(logits, target, weight, ignore_index, label_smoothing) \
+            or lse.dtype != F32 or grow.dtype != F32 or lse.shape != rows or grow.shape != rows:
+        return REF["cross_entropy_backward"](logits, lse, target, weight, ignore_index, label_smoothing, grow)
+    logits, target, weight = _ce_args(logits, target, weight)
+    glogits = np.empty_like(logits)
+    _cpu.cross_entropy_backward(logits, _f32c(lse), target, weight, int(ignore_index), float(label_smoothing),
+                                _f32c(grow), glogits)
+    return glogits
+
+
 if _cpu is not None:
     KERNELS.update(
         relu=relu, relu_backward=relu_backward, matmul=matmul, linear=linear, bias_act=bias_act,
@@ -280,6 +397,9 @@ if _cpu is not None:
         layer_norm=layer_norm, layer_norm_backward=layer_norm_backward,
         conv2d=conv2d, conv2d_backward_input=conv2d_backward_input,
         conv2d_backward_weight=conv2d_backward_weight,
+        max_pool2d=max_pool2d, max_pool2d_backward=max_pool2d_backward,
+        avg_pool2d=avg_pool2d, avg_pool2d_backward=avg_pool2d_backward,
+        cross_entropy_forward=cross_entropy_forward, cross_entropy_backward=cross_entropy_backward,
     )
 
 

@@ -259,10 +259,11 @@ KERNELS = {name: fn for name, fn in globals().items()
 
 
 def _add_nn_kernels():
-    from . import reference_nn  # the neural-network kernels live in their own file
-    overlap = set(KERNELS) & set(reference_nn.KERNELS)
-    assert not overlap, f"kernels defined twice: {overlap}"
-    KERNELS.update(reference_nn.KERNELS)
+    from . import reference_loss, reference_nn  # the neural-network kernels live in their own files
+    for more in (reference_nn.KERNELS, reference_loss.KERNELS):
+        overlap = set(KERNELS) & set(more)
+        assert not overlap, f"kernels defined twice: {overlap}"
+        KERNELS.update(more)
 
 
 _add_nn_kernels()

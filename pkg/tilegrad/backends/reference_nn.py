@@ -236,30 +236,43 @@ def _pad_pool(x, padding, extra, value):
     return xp_of(x).pad(x, ((0, 0), (0, 0), (ph, ph + extra[0]), (pw, pw + extra[1])), constant_values=value)
 
 
+def _tap_indices(xp, i, j, out_h, out_w, width, stride, padding, dilation):
+    """(out_h, out_w) flat indices ih * width + iw in the input plane of kernel tap (i, j)."""
+    rows = xp.arange(out_h).reshape(-1, 1) * stride[0] - padding[0] + i * dilation[0]
+    cols = xp.arange(out_w).reshape(1, -1) * stride[1] - padding[1] + j * dilation[1]
+    return rows * width + cols
+
+
 def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
-    """(y, argmax): the maximum of each window and its flat offset (i * kw + j) in the window."""
+    """(y, arg): the maximum of each window and its flat index ih * W + iw in the input plane
+    (int64, PyTorch's return_indices). The first maximum in window order wins; a NaN wins over
+    everything (the last NaN in the window), as in PyTorch."""
     xp = xp_of(x)
     out_h, out_w, extra = _pool_geometry(x, kernel, stride, padding, dilation, ceil_mode)
     xpad = _pad_pool(x, padding, extra, -xp.inf)
     y = arg = None
     for i, j, view in _windows(xpad, kernel[0], kernel[1], out_h, out_w, stride, dilation):
+        tap = _tap_indices(xp, i, j, out_h, out_w, x.shape[3], stride, padding, dilation)
         if y is None:
-            y, arg = view.copy(), xp.zeros(view.shape, dtype=np.int64)
+            y, arg = view.copy(), xp.broadcast_to(tap, view.shape).copy()
         else:
-            better = view > y
+            better = (view > y) | xp.isnan(view)
             y = xp.where(better, view, y)
-            arg = xp.where(better, i * kernel[1] + j, arg)
+            arg = xp.where(better, tap, arg)
     return y, arg
 
 
 def max_pool2d_backward(gy, arg, x_shape, kernel, stride, padding, dilation, ceil_mode):
+    """Each gy added at its arg (the input-plane index max_pool2d returned)."""
     xp = xp_of(gy)
     n, c, h, w = x_shape
     out_h, out_w = gy.shape[2:]
     _, _, extra = _pool_geometry(xp.empty((0, 0, h, w)), kernel, stride, padding, dilation, ceil_mode)
     gpad = xp.zeros((n, c, h + 2 * padding[0] + extra[0], w + 2 * padding[1] + extra[1]), dtype=gy.dtype)
     for i, j, view in _windows(gpad, kernel[0], kernel[1], out_h, out_w, stride, dilation):
-        view += xp.where(arg == i * kernel[1] + j, gy, 0)
+        # A padding tap may share its flat index with a real cell, but it lands in the padding
+        # (sliced away below); each real cell has one index, so no gradient is counted twice.
+        view += xp.where(arg == _tap_indices(xp, i, j, out_h, out_w, w, stride, padding, dilation), gy, 0)
     return gpad[:, :, padding[0]: padding[0] + h, padding[1]: padding[1] + w]
 
 

@@ -7,11 +7,12 @@ peer on a GPU, and, run on float64 copies of the inputs, the oracle every result
 against before it is timed.
 """
 import math
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
 from tilegrad import testing
+from tilegrad.ops.base import Cost
 
 
 class OpSpec(NamedTuple):
@@ -26,6 +27,22 @@ class OpSpec(NamedTuple):
     tol: Callable       # (size, dtype) -> (rtol, atol) of a result against the float64 oracle
     label: Callable     # size -> text for the table
     from_n: Callable    # N of ``--sizes N,...`` -> this op's size (elements, or a shape)
+    # size -> arguments that tilegrad, array and torch take after the arrays (a pooling window),
+    # for ops whose parameters change with the size; None: they take the arrays only
+    extra: Optional[Callable] = None
+    # (*arrays, *params) -> Cost of what the case times, when that is more than the op's forward
+    # (a forward and backward); None: the op-table entry's cost()
+    cost: Optional[Callable] = None
+
+
+def at_size(spec, size):
+    """``spec`` with its tilegrad, array and torch callables given this size's extra arguments."""
+    if spec.extra is None:
+        return spec
+    extra = spec.extra(size)
+    return spec._replace(tilegrad=lambda *t: spec.tilegrad(*t, *extra),
+                         array=lambda xp, *a: spec.array(xp, *a, *extra),
+                         torch=lambda torch, *t: spec.torch(torch, *t, *extra), extra=None)
 
 
 def _randn(rng, shape):
@@ -109,17 +126,110 @@ SPECS = {
         tol=_tol(math.sqrt), label=_count_label, from_n=int),
 }
 
+
+
+# ---- pooling and the cross-entropy loss ---------------------------------------------------------
+# A pooling size is (input shape, (kernel, stride, padding)): square windows, as networks use.
+def _pool_label(size):
+    shape, (k, st, p) = size
+    return f"{_shape_label(shape)} k{k}s{st}p{p}"
+
+
+def _pool_from_n(n):
+    return ((max(1, n // (64 * 56 * 56)), 64, 56, 56), (3, 2, 1))
+
+
+def _max_pool_array(xp, x, k, s, p):
+    from tilegrad.backends import reference_nn
+    return reference_nn.max_pool2d(x, (k, k), (s, s), (p, p), (1, 1), False)[0]
+
+
+def _avg_pool_array(xp, x, k, s, p):
+    from tilegrad.backends import reference_nn
+    return reference_nn.avg_pool2d(x, (k, k), (s, s), (p, p), False, True, None)
+
+
+def _pool_params(size):
+    k, s, p = size[1]
+    return ((k, k), (s, s), (p, p), (1, 1), False)
+
+
+_POOL = dict(inputs=lambda rng, size: (_randn(rng, size[0]),), params=_pool_params, tol=_tol(), label=_pool_label,
+             from_n=_pool_from_n, extra=lambda size: size[1])
+
+
+def _ce_step(F):
+    """A training step of the loss: the gradient of the mean cross-entropy with respect to the
+    logits (F is tilegrad.nn.functional or torch.nn.functional; both tensor types have detach
+    and requires_grad_)."""
+    def step(x, target):
+        x = x.detach().requires_grad_()
+        F.cross_entropy(x, target).backward()
+        return x.grad
+    return step
+
+
+def _ce_step_array(xp, x, target):
+    g = _softmax(xp, x)
+    g[xp.arange(x.shape[0]), target] -= 1
+    return g / x.shape[0]
+
+
+def _ce_step_cost(x, target, *_):
+    from tilegrad import ops
+    forward = ops.OPS["CrossEntropy"].cost(x, target)
+    # the backward reads the logits again, exponentiates each and writes the gradient
+    return Cost(2 * forward.flops, forward.bytes + 2 * x.nbytes)
+
+
+def _tilegrad_functional():
+    import tilegrad.nn.functional as F
+    return F
+
+
+SPECS.update({
+    "max_pool2d": OpSpec(
+        "max_pool2d", "MaxPool2d", "max_pool2d",
+        tilegrad=lambda x, k, s, p: _tilegrad_functional().max_pool2d(x, k, s, p),
+        array=_max_pool_array,
+        torch=lambda torch, x, k, s, p: torch.nn.functional.max_pool2d(x, k, s, p),
+        **_POOL),
+    "avg_pool2d": OpSpec(
+        "avg_pool2d", "AvgPool2d", "avg_pool2d",
+        tilegrad=lambda x, k, s, p: _tilegrad_functional().avg_pool2d(x, k, s, p),
+        array=_avg_pool_array,
+        torch=lambda torch, x, k, s, p: torch.nn.functional.avg_pool2d(x, k, s, p),
+        **_POOL),
+    "cross_entropy": OpSpec(  # forward and backward: the loss is only ever computed to train
+        "cross_entropy", "CrossEntropy", "cross_entropy_forward",
+        inputs=lambda rng, shape: (_randn(rng, shape), rng.integers(0, shape[1], shape[0])),
+        params=lambda shape: (None, -100, 0.0, "mean"),
+        tilegrad=lambda x, t: _ce_step(_tilegrad_functional())(x, t),
+        array=_ce_step_array,
+        torch=lambda torch, x, t: _ce_step(torch.nn.functional)(x, t),
+        tol=_tol(), label=_shape_label, from_n=lambda n: (max(1, n // 1000), 1000), cost=_ce_step_cost),
+})
+
 KERNEL_OPS = tuple(SPECS)
 
-# Sizes per op, smallest first: elementwise and sum take an element count, softmax a (rows, cols)
-# shape, matmul the side of square matrices. ``--sizes N,...`` maps each N through ``from_n``.
+# Sizes per op, smallest first: elementwise and sum take an element count, softmax and cross_entropy
+# a (rows, cols) shape, matmul the side of square matrices, pooling (input shape, (kernel, stride,
+# padding)). ``--sizes N,...`` maps each N through ``from_n``.
 SIZES = {
-    "tiny": {"relu": [1000], "add": [1000], "softmax": [(8, 33)], "matmul": [16], "sum": [1000]},
+    "tiny": {"relu": [1000], "add": [1000], "softmax": [(8, 33)], "matmul": [16], "sum": [1000],
+             "max_pool2d": [((2, 4, 9, 11), (3, 2, 1))], "avg_pool2d": [((2, 4, 9, 11), (3, 2, 1))],
+             "cross_entropy": [(16, 10)]},
     "quick": {"relu": [1 << 16, 1 << 22], "add": [1 << 16, 1 << 22], "softmax": [(256, 256), (1024, 4096)],
-              "matmul": [128, 1024], "sum": [1 << 16, 1 << 22]},
+              "matmul": [128, 1024], "sum": [1 << 16, 1 << 22],
+              "max_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((8, 64, 56, 56), (3, 2, 1))],
+              "avg_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((8, 64, 56, 56), (3, 2, 1))],
+              "cross_entropy": [(128, 10), (4096, 1000)]},
     "full": {"relu": [1 << 12, 1 << 16, 1 << 20, 1 << 24], "add": [1 << 12, 1 << 16, 1 << 20, 1 << 24],
              "softmax": [(64, 128), (1024, 1024), (4096, 4096), (256, 32768)],
-             "matmul": [64, 256, 1024, 2048], "sum": [1 << 12, 1 << 16, 1 << 20, 1 << 24]},
+             "matmul": [64, 256, 1024, 2048], "sum": [1 << 12, 1 << 16, 1 << 20, 1 << 24],
+             "max_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((32, 64, 56, 56), (3, 2, 1))],
+             "avg_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((32, 64, 56, 56), (3, 2, 1))],
+             "cross_entropy": [(128, 10), (4096, 1000), (256, 32768)]},
 }
 
 

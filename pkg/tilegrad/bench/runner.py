@@ -15,7 +15,7 @@ from tilegrad import ops
 from tilegrad.backends import native_kernel_names
 
 from . import models, overhead, roofline
-from .cases import SPECS, check, sizes_for
+from .cases import SPECS, at_size, check, sizes_for
 from .machine import machine_info
 from .peaks import cache_bytes, measure_peaks
 from .peers import PEERS, implementations
@@ -116,13 +116,13 @@ def _kernel_plan(names, size_set, devices, dtypes, peers, repeats, min_time, see
     steps = []
     impls = {d: implementations(d, peers) for d in devices}
     for name in names:
-        spec = SPECS[name]
         for size in sizes_for(name, size_set):
+            spec = at_size(SPECS[name], size)
             base = spec.inputs(rng, size)
             for dtype in dtypes:
-                arrays = [a.astype(dtype) for a in base]
-                expected = spec.array(np, *(a.astype(np.float64) for a in arrays))
-                cost = ops.OPS[spec.table].cost(*arrays, *spec.params(size))
+                arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in base]  # indices stay ints
+                expected = spec.array(np, *(a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays))
+                cost = (spec.cost or ops.OPS[spec.table].cost)(*arrays, *spec.params(size))
                 for device in devices:
                     steps.append((f"{name} {spec.label(size)} {dtype} {device}",
                                   _kernel_step(spec, size, dtype, impls[device], arrays, expected, cost, repeats,

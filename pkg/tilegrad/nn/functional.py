@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from .. import creation, dtypes
-from ..ops import activation as A, conv as C, gather as G, matmul as M, norm as N
+from ..ops import activation as A, conv as C, gather as G, loss as L, matmul as M, norm as N
 from ..tensor import Tensor, where
 
 
@@ -339,33 +339,36 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):  
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):  # noqa: A002
     """log_softmax over dim 1 then NLL, for class-index targets (N, ...) or class-probability
-    targets shaped like the input; ``label_smoothing`` mixes in the uniform distribution."""
+    targets shaped like the input; ``label_smoothing`` mixes in the uniform distribution.
+    Class indices run as one fused op (``ops.loss.CrossEntropy``); probabilities are composed."""
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if reduction not in L.REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+    if target.is_floating_point():  # class probabilities
+        return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
+    if target._data.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: expected integer class indices as target, got {target.dtype}")
+    expected = None if input.ndim == 0 else () if input.ndim == 1 else (input.shape[0],) + input.shape[2:]
+    if target.shape != expected:
+        raise ValueError(f"cross_entropy: input {input.shape} (N, C, ...) does not fit target {target.shape} (N, ...)")
+    if weight is not None and weight.shape != (input.shape[0 if input.ndim == 1 else 1],):
+        raise ValueError(f"cross_entropy: weight {weight.shape} must have one entry per class of input {input.shape}")
+    return L.CrossEntropy.apply(input, target, weight, int(ignore_index), float(label_smoothing), reduction)
+
+
+def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):  # noqa: A002
     class_dim = 0 if input.ndim == 1 else 1
     logp = input.log_softmax(class_dim)
     n_classes = input.shape[class_dim]
+    if target.shape != input.shape:
+        raise ValueError(f"cross_entropy: probability targets must match the input's shape {input.shape}, "
+                         f"got {target.shape}")
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + label_smoothing / n_classes
     wshape = (n_classes,) + (1,) * (input.ndim - class_dim - 1)
-    if target.is_floating_point():  # class probabilities
-        if target.shape != input.shape:
-            raise ValueError(f"cross_entropy: probability targets must match the input's shape {input.shape}, "
-                             f"got {target.shape}")
-        if label_smoothing:
-            target = target * (1 - label_smoothing) + label_smoothing / n_classes
-        weighted = logp if weight is None else logp * weight.reshape(wshape)
-        return _reduce(-(target * weighted).sum(class_dim), reduction, "cross_entropy")
-    nll = nll_loss(logp, target, weight, ignore_index, reduction)
-    if not label_smoothing:
-        return nll
-    valid = target != ignore_index
     weighted = logp if weight is None else logp * weight.reshape(wshape)
-    smooth = -weighted.sum(class_dim) * valid
-    if reduction == "mean":
-        denom = valid.sum() if weight is None else (weight[where(valid, target, 0)] * valid).sum()
-        smooth = smooth.sum() / denom
-    else:
-        smooth = _reduce(smooth, reduction, "cross_entropy")
-    return nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
+    return _reduce(-(target * weighted).sum(class_dim), reduction, "cross_entropy")
 
 
 # The pointwise losses are compositions of tensor ops, kept in their own file.

@@ -97,7 +97,9 @@ ConvTranspose2d.samples = staticmethod(lambda rng: [
 
 @op
 class MaxPool2d(Op):
-    """(max of each window, its flat index into the input's H*W plane, as PyTorch's return_indices)."""
+    """(max of each window, its flat index into the input's H*W plane, as PyTorch's return_indices).
+    The backward kernel reads the same indices, so the op returns the array it saves (changing
+    the returned indices in place before backward changes the gradient, as in PyTorch)."""
     non_differentiable_outputs = (1,)
     cost = staticmethod(lambda x, k, *_: Cost(x.size * k[0] * k[1], 2 * x.nbytes))
 
@@ -106,7 +108,7 @@ class MaxPool2d(Op):
         y, arg = ctx.kernel("max_pool2d", x, kernel, stride, padding, dilation, ceil_mode)
         ctx.save_for_backward(arg)
         ctx.meta = x.shape, kernel, stride, padding, dilation, ceil_mode
-        return y, _flat_indices(arg, x.shape, kernel, stride, padding, dilation)
+        return y, arg
 
     @staticmethod
     def backward(ctx, gy, _g_indices):
@@ -114,21 +116,24 @@ class MaxPool2d(Op):
         return (ctx.kernel("max_pool2d_backward", gy, arg, *ctx.meta),) + (None,) * 5
 
 
-def _flat_indices(arg, x_shape, kernel, stride, padding, dilation):
-    from ..backends.reference import xp_of
-    xp = xp_of(arg)
-    out_h, out_w = arg.shape[2:]
-    rows = xp.arange(out_h).reshape(-1, 1) * stride[0] - padding[0] + (arg // kernel[1]) * dilation[0]
-    cols = xp.arange(out_w).reshape(1, -1) * stride[1] - padding[1] + (arg % kernel[1]) * dilation[1]
-    return rows * x_shape[3] + cols
+def _max_pool_samples(rng):
+    # Ragged planes, ceil mode, dilation; the wider ones cover the native kernel's vector
+    # interior (stride 1 and 2) and its borders. The last returns the indices too.
+    cases = [((2, 3, 6, 6), (2, 2), (2, 2), (0, 0), (1, 1), False),
+             ((1, 2, 7, 5), (3, 3), (2, 2), (1, 1), (1, 1), True),
+             ((1, 1, 9, 8), (3, 2), (1, 2), (1, 0), (2, 1), False),
+             ((2, 1, 5, 5), (2, 2), (2, 2), (0, 0), (1, 1), True),
+             ((1, 2, 5, 29), (3, 3), (1, 1), (1, 1), (1, 1), False),
+             ((2, 1, 6, 41), (3, 3), (2, 2), (1, 1), (1, 1), True)]
+    out = [Sample((distinct(rng, xs),), lambda x, k=k, s=s, p=p, d=d, c=c: MaxPool2d.apply(x, k, s, p, d, c)[0],
+                  f"{xs},k{k},s{s},p{p},d{d},ceil={c}") for xs, k, s, p, d, c in cases]
+    out.append(Sample((distinct(rng, (1, 2, 7, 37)),),
+                      lambda x: MaxPool2d.apply(x, (3, 2), (2, 2), (1, 1), (1, 2), True),
+                      "(1, 2, 7, 37),k(3, 2),s(2, 2),p(1, 1),d(1, 2),ceil=True,indices"))
+    return out
 
 
-MaxPool2d.samples = staticmethod(lambda rng: [
-    Sample((distinct(rng, xs),), lambda x, k=k, s=s, p=p, d=d, c=c: MaxPool2d.apply(x, k, s, p, d, c)[0], f"{xs},k{k},s{s},p{p},d{d},ceil={c}")
-    for xs, k, s, p, d, c in [((2, 3, 6, 6), (2, 2), (2, 2), (0, 0), (1, 1), False),
-                              ((1, 2, 7, 5), (3, 3), (2, 2), (1, 1), (1, 1), True),
-                              ((1, 1, 9, 8), (3, 2), (1, 2), (1, 0), (2, 1), False),
-                              ((2, 1, 5, 5), (2, 2), (2, 2), (0, 0), (1, 1), True)]])
+MaxPool2d.samples = staticmethod(_max_pool_samples)
 
 
 @op
@@ -150,4 +155,6 @@ AvgPool2d.samples = staticmethod(lambda rng: [
     for xs, a in [((2, 3, 6, 6), ((2, 2), (2, 2), (0, 0), False, True, None)),
                   ((1, 2, 7, 5), ((3, 3), (2, 2), (1, 1), True, True, None)),
                   ((1, 2, 7, 5), ((3, 3), (2, 2), (1, 1), True, False, None)),
-                  ((1, 1, 5, 6), ((2, 3), (1, 2), (1, 1), False, False, 4))]])
+                  ((1, 1, 5, 6), ((2, 3), (1, 2), (1, 1), False, False, 4)),
+                  ((1, 2, 5, 29), ((3, 3), (1, 1), (1, 1), False, True, None)),
+                  ((2, 1, 6, 41), ((3, 2), (2, 2), (1, 1), True, False, None))]])
