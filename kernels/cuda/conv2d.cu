@@ -13,7 +13,9 @@
 //                                                                    k = (o, r, s) < og*kh*kw,
 //                    G[(o, r, s), (n, ih, iw)] = gy[n, o, (ih + ph - r*dh) / sh, (iw + pw - s*dw) / sw]
 //                    where both divisions are exact and land inside gy, else 0: a gather per
-//                    input pixel, so every gx element is written once (no atomics, no zeroing)
+//                    input pixel, so every gx element is written once (no atomics, no zeroing).
+//                    With stride s only about 1 in sh*sw taps reaches an output pixel; v1
+//                    multiplies the zeros of the others rather than splitting by stride phase.
 //   backward weight  gw[o, j]    = sum_p gy[o, p] * X[j, p]         rows o < og, columns j = (c, r, s),
 //                                                                    summed over p = (n, oh, ow)
 //
