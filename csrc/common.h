@@ -1,12 +1,14 @@
 // Shared by the pybind11 modules: shape formatting, the shape rules of each
-// op, and overlap tests. Throws pybind11 exceptions with messages that name
-// the function ("tilegrad._cpu.matmul: ...").
+// op (conv2d and pooling geometry included), and overlap tests. Throws pybind11
+// exceptions with messages that name the function ("tilegrad._cpu.matmul: ...").
 #pragma once
 
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tg {
@@ -107,6 +109,100 @@ inline NormDims norm_dims(const char* fn, const Shape& x, int64_t n_dims) {
   r.stat_shape.resize(x.size(), 1);
   return r;
 }
+
+// ---- convolution and pooling geometry ------------------------------------------------
+
+using IntPair = std::pair<int64_t, int64_t>;
+
+// Image and window sizes, strides, paddings and dilations below 2^31 keep the output-size
+// arithmetic below (products of two of them) far from int64 overflow.
+inline void check_spatial_range(const char* fn, std::initializer_list<int64_t> values) {
+  for (int64_t v : values) {
+    if (v > INT32_MAX) {
+      throw py::value_error(std::string(fn) + ": image sizes, kernel sizes, strides, paddings and dilations "
+                            "must be below 2^31, got " + std::to_string(v));
+    }
+  }
+}
+
+// A checked 2-D convolution: input (n, c, h, w), weight (o, c / groups, kh, kw), output
+// (n, o, oh, ow); stride (sh, sw), padding (ph, pw), dilation (dh, dw). The field order is
+// that of tg::cpu::Conv2dGeom and of TgConv2dGeom (tg_cuda.h).
+struct Conv2dDims {
+  int64_t n, c, h, w, o, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups;
+};
+
+// xs: the input's shape, ws: the weight's; stride / dilation >= 1 and padding >= 0 are
+// already checked. Throws ValueError for bad ranks, groupings, or a kernel that does not fit.
+inline Conv2dDims conv2d_dims(const char* fn, const Shape& xs, const Shape& ws, IntPair stride, IntPair padding,
+                              IntPair dilation, int64_t groups) {
+  const std::string got = " got input " + shape_str(xs) + ", weight " + shape_str(ws);
+  if (xs.size() != 4 || ws.size() != 4) {
+    throw py::value_error(std::string(fn) + ": expected input (N, C, H, W) and weight (O, C / groups, KH, KW);" + got);
+  }
+  if (groups < 1 || xs[1] % groups != 0 || ws[0] % groups != 0 || ws[1] * groups != xs[1]) {
+    throw py::value_error(std::string(fn) + ": groups=" + std::to_string(groups) +
+                          " must divide C and O, with weight.shape[1] * groups == C;" + got);
+  }
+  check_spatial_range(fn, {xs[2], xs[3], ws[2], ws[3], stride.first, stride.second, padding.first, padding.second,
+                           dilation.first, dilation.second});
+  Conv2dDims g{xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], 0, 0, stride.first, stride.second,
+               padding.first, padding.second, dilation.first, dilation.second, groups};
+  const int64_t span_h = g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1;
+  const int64_t span_w = g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1;
+  if (span_h < 0 || span_w < 0) {
+    throw py::value_error(std::string(fn) + ": the (dilated) kernel is larger than the padded input;" + got);
+  }
+  g.oh = span_h / g.sh + 1;
+  g.ow = span_w / g.sw + 1;
+  return g;
+}
+
+inline Shape conv2d_out_shape(const Conv2dDims& g) { return Shape{g.n, g.o, g.oh, g.ow}; }
+
+// Python's floor division (the pooling sizes below may divide negative spans).
+inline int64_t floor_div(int64_t a, int64_t b) {
+  const int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+// Output size of one pooled dim, as the reference kernels' conv_out_size: with ceil_mode the
+// last window may hang over the padding, but must start inside the input or its left padding.
+inline int64_t pool_out_size(int64_t size, int64_t k, int64_t stride, int64_t padding, int64_t dilation,
+                             bool ceil_mode) {
+  const int64_t span = size + 2 * padding - dilation * (k - 1) - 1;
+  if (!ceil_mode) return floor_div(span, stride) + 1;
+  int64_t out = -floor_div(-span, stride) + 1;
+  if ((out - 1) * stride >= size + padding) --out;
+  return out;
+}
+
+// A checked 2-D pooling: input (n, c, h, w), output (n, c, oh, ow), window (kh, kw) with
+// stride, padding and dilation (avg pooling: dilation 1).
+struct Pool2dDims {
+  int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+// kernel / stride / dilation >= 1 and padding >= 0 are already checked.
+inline Pool2dDims pool2d_dims(const char* fn, const Shape& xs, IntPair kernel, IntPair stride, IntPair padding,
+                              IntPair dilation, bool ceil_mode) {
+  if (xs.size() != 4) {
+    throw py::value_error(std::string(fn) + ": expected input (N, C, H, W), got " + shape_str(xs));
+  }
+  check_spatial_range(fn, {xs[2], xs[3], kernel.first, kernel.second, stride.first, stride.second, padding.first,
+                           padding.second, dilation.first, dilation.second});
+  Pool2dDims g{xs[0], xs[1], xs[2], xs[3], 0, 0, kernel.first, kernel.second, stride.first, stride.second,
+               padding.first, padding.second, dilation.first, dilation.second};
+  g.oh = pool_out_size(g.h, g.kh, g.sh, g.ph, g.dh, ceil_mode);
+  g.ow = pool_out_size(g.w, g.kw, g.sw, g.pw, g.dw, ceil_mode);
+  if (g.oh < 1 || g.ow < 1) {
+    throw py::value_error(std::string(fn) + ": the (dilated) kernel is larger than the padded input; got input " +
+                          shape_str(xs) + ", kernel (" + std::to_string(g.kh) + ", " + std::to_string(g.kw) + ")");
+  }
+  return g;
+}
+
+inline Shape pool2d_out_shape(const Pool2dDims& g) { return Shape{g.n, g.c, g.oh, g.ow}; }
 
 // True when the byte ranges [p, p + pn) and [q, q + qn) share a byte.
 inline bool overlaps(const void* p, int64_t pn, const void* q, int64_t qn) {

@@ -14,6 +14,8 @@ PYBIND11_MODULE(_cuda, m) {
             "launches are queued on `stream` and not synchronised.";
   tg::cuda_glue::bind_core(m);
   tg::cuda_glue::bind_nn(m);
+  tg::cuda_glue::bind_conv(m);
+  tg::cuda_glue::bind_pool(m);
   tg::cuda_glue::bind_optim(m);
   tg::cuda_glue::bind_device(m);
 }

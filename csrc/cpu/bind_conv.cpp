@@ -16,7 +16,8 @@ using namespace tg::cpu_glue;
 
 namespace {
 
-// The geometry of a convolution of an image batch of shape xs with weight ws, checked.
+// The geometry of a convolution of an image batch of shape xs with weight ws, checked
+// (the shape rules are tg::glue::conv2d_dims, shared with tilegrad._cuda).
 tg::cpu::Conv2dGeom conv_geom(const char* fn, const Shape& xs, const Shape& ws, const py::object& stride_obj,
                               const py::object& padding_obj, const py::object& dilation_obj,
                               const py::object& groups_obj) {
@@ -24,24 +25,9 @@ tg::cpu::Conv2dGeom conv_geom(const char* fn, const Shape& xs, const Shape& ws, 
   const auto padding = check_pair(fn, "padding", padding_obj, 0);
   const auto dilation = check_pair(fn, "dilation", dilation_obj, 1);
   const int64_t groups = check_int(fn, "groups", groups_obj);
-  const std::string got = " got input " + tg::glue::shape_str(xs) + ", weight " + tg::glue::shape_str(ws);
-  if (xs.size() != 4 || ws.size() != 4) {
-    throw py::value_error(std::string(fn) + ": expected input (N, C, H, W) and weight (O, C / groups, KH, KW);" + got);
-  }
-  if (groups < 1 || xs[1] % groups != 0 || ws[0] % groups != 0 || ws[1] * groups != xs[1]) {
-    throw py::value_error(std::string(fn) + ": groups=" + std::to_string(groups) +
-                          " must divide C and O, with weight.shape[1] * groups == C;" + got);
-  }
-  tg::cpu::Conv2dGeom g{xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], 0, 0, stride.first, stride.second,
-                        padding.first, padding.second, dilation.first, dilation.second, groups};
-  const int64_t span_h = g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1;
-  const int64_t span_w = g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1;
-  if (span_h < 0 || span_w < 0) {
-    throw py::value_error(std::string(fn) + ": the (dilated) kernel is larger than the padded input;" + got);
-  }
-  g.oh = span_h / g.sh + 1;
-  g.ow = span_w / g.sw + 1;
-  return g;
+  const auto d = tg::glue::conv2d_dims(fn, xs, ws, stride, padding, dilation, groups);
+  return tg::cpu::Conv2dGeom{d.n, d.c, d.h, d.w, d.o, d.kh, d.kw, d.oh, d.ow, d.sh, d.sw, d.ph, d.pw,
+                             d.dh, d.dw, d.groups};
 }
 
 Shape conv_out_shape(const tg::cpu::Conv2dGeom& g) { return Shape{g.n, g.o, g.oh, g.ow}; }

@@ -24,7 +24,18 @@ struct DevArray {
   Shape shape;
   int64_t size;
   uintptr_t ptr;
+  int64_t itemsize = 4;
+  int64_t nbytes() const { return size * itemsize; }
 };
+
+// The element types the kernels take: float32 everywhere, int64 for pooling's window indices.
+struct DType {
+  const char* typestr;
+  const char* name;
+  int64_t itemsize;
+};
+inline constexpr DType kFloat32{"<f4", "float32", 4};
+inline constexpr DType kInt64{"<i8", "int64", 8};
 
 inline std::string type_name(const py::handle& obj) {
   return py::str(py::type::of(obj).attr("__name__"));
@@ -68,9 +79,10 @@ inline bool to_int64(const py::handle& obj, int64_t* out) {
   return true;
 }
 
-// Parses obj.__cuda_array_interface__: float32 ('<f4'), C-contiguous, no mask,
-// non-null data unless empty, writeable when it is an output.
-inline DevArray check_array(const char* fn, const char* name, const py::object& obj, bool is_out) {
+// Parses obj.__cuda_array_interface__: float32 ('<f4', or the dtype given), C-contiguous,
+// no mask, non-null and aligned data unless empty, writeable when it is an output.
+inline DevArray check_array(const char* fn, const char* name, const py::object& obj, bool is_out,
+                            const DType& dtype = kFloat32) {
   const std::string where = std::string(fn) + ": argument '" + name + "'";
   if (!py::hasattr(obj, "__cuda_array_interface__")) {
     throw py::type_error(where + " must be a CUDA array (an object with __cuda_array_interface__, "
@@ -93,11 +105,12 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
                          type_name(typestr));
   }
   const std::string ts = py::str(typestr);
-  if (ts != "<f4") {
-    throw py::type_error(where + " must have dtype float32 (typestr '<f4'), got typestr '" + ts + "'");
+  if (ts != dtype.typestr) {
+    throw py::type_error(where + " must have dtype " + dtype.name + " (typestr '" + dtype.typestr +
+                         "'), got typestr '" + ts + "'");
   }
 
-  DevArray d{{}, 1, 0};
+  DevArray d{{}, 1, 0, dtype.itemsize};
   py::object shape = cai["shape"];
   if (!py::isinstance<py::tuple>(shape)) {
     throw py::type_error(where + ": __cuda_array_interface__['shape'] must be a tuple, got " +
@@ -116,7 +129,7 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
   }
   d.size = 1;
   for (int64_t v : d.shape) {
-    if (v != 0 && d.size > (INT64_MAX / 4) / v) {
+    if (v != 0 && d.size > (INT64_MAX / dtype.itemsize) / v) {
       // Keep going only to find a zero dimension, which makes the array empty.
       bool empty = false;
       for (int64_t w : d.shape) empty = empty || w == 0;
@@ -144,8 +157,8 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
   if (d.ptr == 0 && d.size > 0) {
     throw py::value_error(where + " has a null data pointer but " + std::to_string(d.size) + " elements");
   }
-  if (d.ptr % 4 != 0) {
-    throw py::value_error(where + " data pointer is not aligned to 4 bytes");
+  if (d.ptr % static_cast<uintptr_t>(dtype.itemsize) != 0) {
+    throw py::value_error(where + " data pointer is not aligned to " + std::to_string(dtype.itemsize) + " bytes");
   }
   if (is_out && readonly) {
     throw py::value_error(where + " must be writeable, but its __cuda_array_interface__ says readonly");
@@ -162,7 +175,7 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
                            "with one int per dimension, got " + std::string(py::repr(strides)));
     }
     auto st = py::reinterpret_borrow<py::tuple>(strides);
-    int64_t expect = 4;
+    int64_t expect = dtype.itemsize;
     bool contiguous = true;
     for (size_t i = d.shape.size(); i-- > 0;) {
       int64_t s = 0;
@@ -232,6 +245,22 @@ inline bool check_bool(const char* fn, const char* name, const py::object& obj) 
   return obj.ptr() == Py_True;
 }
 
+// A (tuple or list) pair of ints, each >= min: stride, padding, dilation, kernel size.
+inline std::pair<int64_t, int64_t> check_pair(const char* fn, const char* name, const py::object& obj, int64_t min) {
+  if (!(py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) || py::len(obj) != 2) {
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a pair of ints, got " +
+                         std::string(py::repr(obj)));
+  }
+  auto seq = py::reinterpret_borrow<py::sequence>(obj);
+  const int64_t a = check_int(fn, name, seq[0]);
+  const int64_t b = check_int(fn, name, seq[1]);
+  if (a < min || b < min) {
+    throw py::value_error(std::string(fn) + ": argument '" + name + "' must be >= " + std::to_string(min) +
+                          ", got (" + std::to_string(a) + ", " + std::to_string(b) + ")");
+  }
+  return {a, b};
+}
+
 inline void check_shape(const char* fn, const char* name, const DevArray& a, const Shape& want) {
   if (a.shape != want) {
     throw py::value_error(std::string(fn) + ": '" + name + "' must have shape " + tg::glue::shape_str(want) +
@@ -245,7 +274,7 @@ inline void check_disjoint(const char* fn, const std::vector<std::pair<const cha
   for (size_t i = 0; i < outs.size(); ++i) {
     const DevArray& o = *outs[i].second;
     auto clash = [&](const char* other, const DevArray& a) {
-      if (tg::glue::overlaps(cptr(o), o.size * 4, cptr(a), a.size * 4)) {
+      if (tg::glue::overlaps(cptr(o), o.nbytes(), cptr(a), a.nbytes())) {
         throw py::value_error(std::string(fn) + ": out '" + outs[i].first + "' must not share memory with '" +
                               other + "'");
       }

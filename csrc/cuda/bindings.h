@@ -9,6 +9,8 @@ namespace cuda_glue {
 
 void bind_core(pybind11::module_& m);    // relu, matmul
 void bind_nn(pybind11::module_& m);      // softmax, activations, layer norm
+void bind_conv(pybind11::module_& m);    // conv2d and its backwards
+void bind_pool(pybind11::module_& m);    // max / avg 2-D pooling
 void bind_optim(pybind11::module_& m);   // fused optimizer steps
 void bind_device(pybind11::module_& m);  // device and build queries
 

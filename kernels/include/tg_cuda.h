@@ -63,6 +63,54 @@ int tg_cuda_layer_norm_backward(const float* x, const float* weight, const float
                                 int64_t rows, int64_t n, void* stream);
 int64_t tg_cuda_layer_norm_backward_workspace(int64_t rows, int64_t n);
 
+// 2-D convolution (conv2d.cu): cross-correlation of NCHW x (n, c, h, w) with OIHW w
+// (o, c / groups, kh, kw) into NCHW y (n, o, oh, ow), as implicit GEMMs that read the NCHW
+// arrays in place (no layout change, no im2col buffer). oh, ow are the usual
+// (h + 2 ph - dh (kh - 1) - 1) / sh + 1; the caller checks the geometry (csrc/common.h) and
+// that tg_cuda_conv2d_fits says yes. Outputs overlap nothing.
+typedef struct {
+  int64_t n, c, h, w, o, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups;
+} TgConv2dGeom;
+
+// 1 when every size fits the kernels' 32-bit in-image index arithmetic (each field at most
+// 2^28, an image plane and a kernel window at most 2^31 - 1 elements, at most 2^31 - 1 blocks
+// per launch); the launchers return cudaErrorInvalidValue otherwise.
+int tg_cuda_conv2d_fits(const TgConv2dGeom* g);
+int tg_cuda_conv2d(const float* x, const float* w, float* y, const TgConv2dGeom* g, void* stream);
+// gx (n, c, h, w): the input gradient for output gradient gy; every element written.
+int tg_cuda_conv2d_backward_input(const float* gy, const float* w, float* gx, const TgConv2dGeom* g,
+                                  void* stream);
+// gw (o, c / groups, kh, kw): the weight gradient, summed over all images and output pixels.
+// workspace: null, or tg_cuda_conv2d_backward_weight_workspace(g) floats, which let the sum be
+// split over more blocks (partial sums then added in a fixed order: deterministic either way).
+int tg_cuda_conv2d_backward_weight(const float* gy, const float* x, float* gw, float* workspace,
+                                   const TgConv2dGeom* g, void* stream);
+int64_t tg_cuda_conv2d_backward_weight_workspace(const TgConv2dGeom* g);
+
+// 2-D pooling (pool2d.cu) over NCHW x (n, c, h, w) into (n, c, oh, ow), with the semantics of
+// the reference kernels (backends/reference_nn.py): windows start at o * s - p, cells outside
+// the input are -inf (max) or 0 (avg). oh, ow come from the caller (ceil_mode included).
+typedef struct {
+  int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+} TgPool2dGeom;
+
+// 1 when every size fits the kernels' 32-bit in-image index arithmetic (as tg_cuda_conv2d_fits).
+int tg_cuda_pool2d_fits(const TgPool2dGeom* g);
+// y = the maximum of each window, arg = its flat index ih * w + iw in the input plane (the
+// first of equal maxima; the last NaN wins over everything, as in PyTorch and the reference).
+int tg_cuda_max_pool2d(const float* x, float* y, int64_t* arg, const TgPool2dGeom* g, void* stream);
+// gx = gy scattered to the cells arg names, as a gather (each input cell sums its windows in
+// window order): deterministic, no atomics. Every element of gx is written.
+int tg_cuda_max_pool2d_backward(const float* gy, const int64_t* arg, float* gx, const TgPool2dGeom* g,
+                                void* stream);
+// Average pooling (dilation 1): y = window sum / divisor, the divisor being divisor_override
+// when has_divisor, else the window's cells inside the input (count_include_pad = 0) or inside
+// the padded input (1); the ceil-mode overhang never counts.
+int tg_cuda_avg_pool2d(const float* x, float* y, const TgPool2dGeom* g, int count_include_pad, int has_divisor,
+                       float divisor_override, void* stream);
+int tg_cuda_avg_pool2d_backward(const float* gy, float* gx, const TgPool2dGeom* g, int count_include_pad,
+                                int has_divisor, float divisor_override, void* stream);
+
 // Fused multi-tensor optimizer steps. Host arrays of `count` device pointers and
 // element counts; s1/s2/s3 are optimizer-state lists (null list = absent).
 // Tensors with n == 0 are skipped. One launch per kTgOptMaxTensors tensors.

@@ -7,7 +7,7 @@ route everything else (other dtypes, shapes the kernel does not cover) to the re
 import numpy as np
 
 from . import reference, reference_nn
-from .native import F32, elementwise_covered, layer_norm_covered, matmul_covered, softmax_covered
+from .native import F32, conv_geometry, elementwise_covered, layer_norm_covered, matmul_covered, softmax_covered
 
 try:
     from tilegrad import _cpu
@@ -216,28 +216,9 @@ def layer_norm_backward(x, weight, mean, rstd, gy, n_dims):
     return gx, gweight, gbias
 
 
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-
-
-def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
-    """(stride, padding, dilation, output shape) when the native kernels cover this convolution
-    (4-D shapes, a valid grouping, a kernel that fits the padded input), else None."""
-    if len(x_shape) != 4 or len(w_shape) != 4:
-        return None
-    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-    n, c, h, wd = x_shape
-    o, cg, kh, kw = w_shape
-    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    if groups < 1 or cg * groups != c or o % groups or oh < 1 or ow < 1:
-        return None
-    return stride, padding, dilation, (n, o, oh, ow)
-
-
 def conv2d(x, w, stride, padding, dilation, groups):
     """float32 NCHW x and OIHW w run natively (im2col + the native GEMM); the rest on the reference."""
-    geo = _conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
     if x.dtype != F32 or w.dtype != F32 or geo is None or x.size < SMALL_HEAVY:
         return REF["conv2d"](x, w, stride, padding, dilation, groups)
     out = np.empty(geo[3], F32)
@@ -246,7 +227,7 @@ def conv2d(x, w, stride, padding, dilation, groups):
 
 
 def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
-    geo = _conv_geometry(tuple(x_shape), w.shape, stride, padding, dilation, groups)
+    geo = conv_geometry(tuple(x_shape), w.shape, stride, padding, dilation, groups)
     if gy.dtype != F32 or w.dtype != F32 or geo is None or geo[3] != gy.shape or gy.size < SMALL_HEAVY:
         return REF["conv2d_backward_input"](gy, w, x_shape, stride, padding, dilation, groups)
     gx = np.empty(tuple(x_shape), F32)
@@ -255,7 +236,7 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
 
 
 def conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
-    geo = _conv_geometry(x.shape, tuple(w_shape), stride, padding, dilation, groups)
+    geo = conv_geometry(x.shape, tuple(w_shape), stride, padding, dilation, groups)
     if gy.dtype != F32 or x.dtype != F32 or geo is None or geo[3] != gy.shape or gy.size < SMALL_HEAVY:
         return REF["conv2d_backward_weight"](gy, x, w_shape, stride, padding, dilation, groups)
     gw = np.empty(tuple(w_shape), F32)

@@ -7,7 +7,8 @@ other dtypes and arguments the kernels do not cover go to the reference kernels.
 """
 
 from . import reference
-from .native import F32, elementwise_covered, layer_norm_covered, matmul_covered, softmax_covered
+from .native import (F32, I64, conv_geometry, divisor_override_covered, elementwise_covered, layer_norm_covered,
+                     matmul_covered, pool_geometry, softmax_covered)
 
 try:
     from tilegrad import _cuda
@@ -184,6 +185,83 @@ def layer_norm_backward(x, weight, mean, rstd, gy, n_dims):
     return gx, gweight, gbias
 
 
+# ---- conv2d: float32 NCHW / OIHW of any valid geometry --------------------------------------
+def conv2d(x, w, stride, padding, dilation, groups):
+    geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    if x.dtype != F32 or w.dtype != F32 or geo is None:
+        return REF["conv2d"](x, w, stride, padding, dilation, groups)
+    out = _cupy().empty(geo[3], F32)
+    _cuda.conv2d(_c(x), _c(w), *geo[:3], groups, out, stream=_stream())
+    return out
+
+
+def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
+    x_shape = tuple(int(n) for n in x_shape)
+    geo = conv_geometry(x_shape, w.shape, stride, padding, dilation, groups)
+    if gy.dtype != F32 or w.dtype != F32 or geo is None or geo[3] != gy.shape:
+        return REF["conv2d_backward_input"](gy, w, x_shape, stride, padding, dilation, groups)
+    gx = _cupy().empty(x_shape, F32)
+    _cuda.conv2d_backward_input(_c(gy), _c(w), *geo[:3], groups, gx, stream=_stream())
+    return gx
+
+
+def conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
+    w_shape = tuple(int(n) for n in w_shape)
+    geo = conv_geometry(x.shape, w_shape, stride, padding, dilation, groups)
+    if gy.dtype != F32 or x.dtype != F32 or geo is None or geo[3] != gy.shape:
+        return REF["conv2d_backward_weight"](gy, x, w_shape, stride, padding, dilation, groups)
+    cp = _cupy()
+    gw = cp.empty(w_shape, F32)
+    need = _cuda.conv2d_backward_weight_workspace(x.shape, w_shape, *geo[:3], groups)
+    workspace = cp.empty(need, F32) if need else None  # from CuPy's pool, freed back to it
+    _cuda.conv2d_backward_weight(_c(gy), _c(x), *geo[:3], groups, gw, stream=_stream(), workspace=workspace)
+    return gw
+
+
+# ---- pooling --------------------------------------------------------------------------------
+def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
+    geo = pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    if x.dtype != F32 or geo is None:
+        return REF["max_pool2d"](x, kernel, stride, padding, dilation, ceil_mode)
+    cp = _cupy()
+    out = cp.empty(geo[4], F32)
+    arg = cp.empty(geo[4], I64)
+    _cuda.max_pool2d(_c(x), *geo[:4], bool(ceil_mode), out, arg, stream=_stream())
+    return out, arg
+
+
+def max_pool2d_backward(gy, arg, x_shape, kernel, stride, padding, dilation, ceil_mode):
+    x_shape = tuple(int(n) for n in x_shape)
+    geo = pool_geometry(x_shape, kernel, stride, padding, dilation, ceil_mode)
+    if gy.dtype != F32 or arg.dtype != I64 or geo is None or gy.shape != geo[4] or arg.shape != geo[4]:
+        return REF["max_pool2d_backward"](gy, arg, x_shape, kernel, stride, padding, dilation, ceil_mode)
+    gx = _cupy().empty(x_shape, F32)
+    _cuda.max_pool2d_backward(_c(gy), _c(arg), *geo[:4], bool(ceil_mode), gx, stream=_stream())
+    return gx
+
+
+def avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    geo = pool_geometry(x.shape, kernel, stride, padding, (1, 1), ceil_mode)
+    if x.dtype != F32 or geo is None or not divisor_override_covered(divisor_override):
+        return REF["avg_pool2d"](x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    out = _cupy().empty(geo[4], F32)
+    _cuda.avg_pool2d(_c(x), *geo[:3], bool(ceil_mode), bool(count_include_pad), divisor_override or None, out,
+                     stream=_stream())
+    return out
+
+
+def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    x_shape = tuple(int(n) for n in x_shape)
+    geo = pool_geometry(x_shape, kernel, stride, padding, (1, 1), ceil_mode)
+    if gy.dtype != F32 or geo is None or gy.shape != geo[4] or not divisor_override_covered(divisor_override):
+        return REF["avg_pool2d_backward"](gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
+                                          divisor_override)
+    gx = _cupy().empty(x_shape, F32)
+    _cuda.avg_pool2d_backward(_c(gy), *geo[:3], bool(ceil_mode), bool(count_include_pad), divisor_override or None,
+                              gx, stream=_stream())
+    return gx
+
+
 if _cuda is not None:
     KERNELS.update(
         relu=relu, relu_backward=relu_backward, matmul=matmul,
@@ -200,6 +278,9 @@ if _cuda is not None:
         gelu=gelu, gelu_backward=gelu_backward,
         leaky_relu=leaky_relu, leaky_relu_backward=leaky_relu_backward,
         layer_norm=layer_norm, layer_norm_backward=layer_norm_backward,
+        conv2d=conv2d, conv2d_backward_input=conv2d_backward_input, conv2d_backward_weight=conv2d_backward_weight,
+        max_pool2d=max_pool2d, max_pool2d_backward=max_pool2d_backward,
+        avg_pool2d=avg_pool2d, avg_pool2d_backward=avg_pool2d_backward,
     )
 
 

@@ -2,7 +2,10 @@
 anything else goes to the reference kernels."""
 import numpy as np
 
+from .reference_nn import conv_out_size
+
 F32 = np.dtype(np.float32)
+I64 = np.dtype(np.int64)
 
 
 def elementwise_covered(*arrays):
@@ -35,3 +38,52 @@ def layer_norm_covered(x, n_dims, weight=None, bias=None, gy=None):
         if p is not None and (p.dtype != F32 or p.shape != shape):
             return False
     return True
+
+
+def pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
+    """(stride, padding, dilation, output shape) when the native kernels cover this convolution
+    (4-D shapes, a valid grouping, a kernel that fits the padded input), else None."""
+    if len(x_shape) != 4 or len(w_shape) != 4:
+        return None
+    stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
+    n, c, h, wd = x_shape
+    o, cg, kh, kw = w_shape
+    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    if groups < 1 or cg * groups != c or o % groups or oh < 1 or ow < 1:
+        return None
+    return stride, padding, dilation, (n, o, oh, ow)
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def pool_geometry(x_shape, kernel, stride, padding, dilation, ceil_mode):
+    """(kernel, stride, padding, dilation, output shape) when the native pooling kernels cover
+    this window (4-D input, pairs of ints with kernel, stride, dilation >= 1 and padding >= 0, at
+    least one output per dim), else None."""
+    if len(x_shape) != 4:
+        return None
+    kernel, stride, padding, dilation = pair(kernel), pair(stride), pair(padding), pair(dilation)
+    pairs = (kernel, stride, padding, dilation)
+    if any(len(p) != 2 or not all(_is_int(v) for v in p) for p in pairs):
+        return None
+    if min(kernel + stride + dilation) < 1 or min(padding) < 0:
+        return None
+    n, c, h, w = x_shape
+    oh = conv_out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    ow = conv_out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    if oh < 1 or ow < 1:
+        return None
+    return kernel, stride, padding, dilation, (n, c, oh, ow)
+
+
+def divisor_override_covered(divisor_override):
+    """The reference divides by divisor_override when it is truthy: the kernels take it as a
+    non-zero int (None for the window's own count)."""
+    return not divisor_override or _is_int(divisor_override)

@@ -1,0 +1,233 @@
+"""tilegrad._cuda conv2d and its backward kernels (implicit GEMM) on CuPy arrays, against the
+reference kernels run in float64 on CuPy (the oracle) and against tilegrad._cpu: ragged images,
+odd channel counts, size-1 dims, groups (depthwise too), dilation, stride 2, 1x1 and 3-channel
+first layers, channel counts and depths around the 64 x 64 x 16 tiles, ResNet layers, the split
+weight-gradient sum, empty batches. Needs a GPU and CuPy; skips cleanly otherwise."""
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.cuda
+
+_cuda = pytest.importorskip("tilegrad._cuda", reason="tilegrad._cuda was not built")
+cp = pytest.importorskip("cupy", reason="CuPy is not installed")
+if not _cuda.is_available():
+    pytest.skip("no usable CUDA device", allow_module_level=True)
+
+from tilegrad.backends import cuda as cuda_backend  # noqa: E402
+from tilegrad.backends import reference  # noqa: E402
+from tilegrad.backends.native import conv_geometry  # noqa: E402
+
+try:
+    from tilegrad import _cpu
+except ImportError:
+    _cpu = None
+
+REF = reference.KERNELS
+
+# (x shape, w shape, stride, padding, dilation, groups)
+CASES = [
+    ((2, 3, 7, 6), (4, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1),         # 3-channel first layer
+    ((1, 4, 9, 8), (6, 2, 3, 2), (2, 1), (0, 1), (1, 2), 2),         # groups, dilation
+    ((2, 2, 5, 5), (3, 2, 1, 1), (1, 1), (0, 0), (1, 1), 1),         # 1x1
+    ((1, 3, 8, 7), (3, 1, 3, 3), (2, 2), (1, 1), (1, 1), 3),         # depthwise, stride 2
+    ((2, 8, 17, 19), (8, 4, 5, 3), (3, 2), (2, 1), (2, 3), 2),
+    ((1, 1, 1, 1), (1, 1, 1, 1), (1, 1), (0, 0), (1, 1), 1),         # size 1
+    ((1, 2, 4, 4), (2, 2, 3, 3), (1, 1), (3, 3), (1, 1), 1),         # padding wider than the kernel
+    ((2, 5, 6, 6), (7, 5, 6, 6), (1, 1), (0, 0), (1, 1), 1),         # kernel covers the image
+    ((1, 3, 10, 10), (5, 3, 1, 1), (2, 3), (1, 0), (1, 1), 1),       # strided 1x1 with padding
+    ((3, 17, 9, 11), (65, 17, 1, 1), (1, 1), (0, 0), (1, 1), 1),     # 65 output channels, depth 17
+    ((2, 16, 8, 8), (64, 16, 1, 1), (1, 1), (0, 0), (1, 1), 1),      # one full tile of rows, depth 16
+    ((3, 70, 9, 11), (66, 70, 3, 3), (1, 1), (1, 1), (1, 1), 1),     # two row tiles, deep sums
+    ((2, 6, 13, 12), (130, 3, 2, 3), (2, 2), (1, 0), (1, 1), 2),     # 65 output channels per group
+    ((4, 3, 24, 24), (8, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1),       # weight gradient split into chunks
+    ((3, 2, 23, 21), (4, 1, 2, 2), (1, 1), (0, 0), (1, 1), 2),       # chunks, a ragged last one
+    ((2, 32, 15, 15), (32, 1, 3, 3), (1, 1), (2, 2), (2, 2), 32),    # depthwise, dilated
+    ((4, 3, 32, 32), (16, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1),      # ResNet stem: 7x7, stride 2
+    ((4, 64, 28, 28), (128, 64, 3, 3), (2, 2), (1, 1), (1, 1), 1),   # ResNet downsampling 3x3
+    ((8, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1),    # ResNet 3x3
+    ((2, 256, 7, 7), (512, 256, 1, 1), (2, 2), (0, 0), (1, 1), 1),   # ResNet projection 1x1, stride 2
+]
+IDS = [f"x{c[0]}w{c[1]}s{c[2]}p{c[3]}d{c[4]}g{c[5]}" for c in CASES]
+
+
+@pytest.fixture
+def stream():
+    """A non-default stream: kernels must honour the one they are given."""
+    s = cp.cuda.Stream(non_blocking=True)
+    with s:
+        yield s
+    s.synchronize()
+
+
+def nan_array(shape):
+    return cp.full(shape, cp.nan, dtype=cp.float32)
+
+
+def on_gpu64(name, *arrays_then_args, count):
+    """REF[name] in float64 on CuPy: the first `count` arguments are arrays."""
+    arrays = [cp.asarray(np.asarray(a, np.float64)) for a in arrays_then_args[:count]]
+    return cp.asnumpy(REF[name](*arrays, *arrays_then_args[count:]))
+
+
+def assert_close(got, want, scale, terms, ctx):
+    """Within the float32 rounding of sums of `terms` products, relative to the sum of their sizes."""
+    got = np.asarray(got, np.float64)
+    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}; {ctx}"
+    tol = 1e-6 * max(1.0, np.sqrt(terms)) * scale + 1e-30
+    bad = np.argwhere(~(np.abs(got - want) <= tol))  # NaN (an unwritten element) fails too
+    if bad.size:
+        i = tuple(bad[0])
+        raise AssertionError(f"{len(bad)} of {want.size} off, first at {i}: got {got[i]!r}, want {want[i]!r}, "
+                             f"allowed {tol[i]!r}; {ctx}")
+
+
+def out_shape(xs, ws, s, p, d, g):
+    return conv_geometry(xs, ws, s, p, d, g)[3]
+
+
+def conv_inputs(rng, xs, ws, s, p, d, g):
+    return rng.normal(*xs), rng.normal(*ws), rng.normal(*out_shape(xs, ws, s, p, d, g))
+
+
+def forward(x, w, s, p, d, g, stream):
+    out = nan_array(out_shape(x.shape, w.shape, s, p, d, g))
+    _cuda.conv2d(cp.asarray(x), cp.asarray(w), s, p, d, g, out, stream=stream.ptr)
+    stream.synchronize()
+    return cp.asnumpy(out)
+
+
+def backward_input(gy, w, x_shape, s, p, d, g, stream):
+    gx = nan_array(x_shape)
+    _cuda.conv2d_backward_input(cp.asarray(gy), cp.asarray(w), s, p, d, g, gx, stream=stream.ptr)
+    stream.synchronize()
+    return cp.asnumpy(gx)
+
+
+def backward_weight(gy, x, w_shape, s, p, d, g, stream, use_workspace):
+    gw = nan_array(w_shape)
+    need = _cuda.conv2d_backward_weight_workspace(x.shape, w_shape, s, p, d, g)
+    ws = nan_array((need,)) if use_workspace and need else None  # stale NaNs must not leak
+    _cuda.conv2d_backward_weight(cp.asarray(gy), cp.asarray(x), s, p, d, g, gw, stream=stream.ptr, workspace=ws)
+    stream.synchronize()
+    return cp.asnumpy(gw)
+
+
+@pytest.mark.parametrize("xs,ws,s,p,d,g", CASES, ids=IDS)
+def test_conv2d_forward(rng, stream, xs, ws, s, p, d, g):
+    x, w, _ = conv_inputs(rng, xs, ws, s, p, d, g)
+    got = forward(x, w, s, p, d, g, stream)
+    want = on_gpu64("conv2d", x, w, s, p, d, g, count=2)
+    scale = on_gpu64("conv2d", np.abs(x), np.abs(w), s, p, d, g, count=2)
+    terms = ws[1] * ws[2] * ws[3]
+    assert_close(got, want, scale, terms, f"conv2d {xs} {ws}; {rng}")
+    if _cpu is not None:
+        cpu = np.full(want.shape, np.nan, np.float32)
+        _cpu.conv2d(x, w, s, p, d, g, cpu)
+        assert_close(got, cpu.astype(np.float64), 2 * scale, terms, f"conv2d vs the CPU module {xs} {ws}; {rng}")
+
+
+@pytest.mark.parametrize("xs,ws,s,p,d,g", CASES, ids=IDS)
+def test_conv2d_backward_input(rng, stream, xs, ws, s, p, d, g):
+    _, w, gy = conv_inputs(rng, xs, ws, s, p, d, g)
+    got = backward_input(gy, w, xs, s, p, d, g, stream)
+    want = on_gpu64("conv2d_backward_input", gy, w, xs, s, p, d, g, count=2)
+    scale = on_gpu64("conv2d_backward_input", np.abs(gy), np.abs(w), xs, s, p, d, g, count=2)
+    terms = ws[0] // g * ws[2] * ws[3]
+    assert_close(got, want, scale, terms, f"conv2d_backward_input {xs} {ws}; {rng}")
+    if _cpu is not None:
+        cpu = np.full(xs, np.nan, np.float32)
+        _cpu.conv2d_backward_input(gy, w, s, p, d, g, cpu)
+        assert_close(got, cpu.astype(np.float64), 2 * scale, terms, f"vs the CPU module {xs} {ws}; {rng}")
+
+
+@pytest.mark.parametrize("use_workspace", [True, False], ids=["ws", "no-ws"])
+@pytest.mark.parametrize("xs,ws,s,p,d,g", CASES, ids=IDS)
+def test_conv2d_backward_weight(rng, stream, xs, ws, s, p, d, g, use_workspace):
+    x, _, gy = conv_inputs(rng, xs, ws, s, p, d, g)
+    got = backward_weight(gy, x, ws, s, p, d, g, stream, use_workspace)
+    want = on_gpu64("conv2d_backward_weight", gy, x, ws, s, p, d, g, count=2)
+    scale = on_gpu64("conv2d_backward_weight", np.abs(gy), np.abs(x), ws, s, p, d, g, count=2)
+    terms = gy.shape[0] * gy.shape[2] * gy.shape[3]
+    assert_close(got, want, scale, terms, f"conv2d_backward_weight {xs} {ws} workspace={use_workspace}; {rng}")
+    if _cpu is not None:
+        cpu = np.full(ws, np.nan, np.float32)
+        _cpu.conv2d_backward_weight(gy, x, s, p, d, g, cpu)
+        assert_close(got, cpu.astype(np.float64), 2 * scale, terms, f"vs the CPU module {xs} {ws}; {rng}")
+
+
+def test_split_weight_gradient_is_used_and_deterministic(rng, stream):
+    xs, ws, s, p, d, g = CASES[-2]  # ResNet 3x3: one 64 x 576 weight, 8 * 56 * 56 pixels to sum
+    assert _cuda.conv2d_backward_weight_workspace(xs, ws, s, p, d, g) > 0
+    x, _, gy = conv_inputs(rng, xs, ws, s, p, d, g)
+    for use_workspace in (True, False):
+        runs = [backward_weight(gy, x, ws, s, p, d, g, stream, use_workspace) for _ in range(3)]
+        for r in runs[1:]:
+            np.testing.assert_array_equal(runs[0], r, err_msg=f"workspace={use_workspace}; {rng}")
+
+
+def test_empty_batches_and_sums(rng, stream):
+    s, p, d = (1, 1), (1, 1), (1, 1)
+    # No images: nothing to write forward / backward input; the weight gradient is zeros.
+    x, w, gy = rng.normal(0, 3, 5, 5), rng.normal(4, 3, 3, 3), rng.normal(0, 4, 5, 5)
+    assert forward(x, w, s, p, d, 1, stream).shape == (0, 4, 5, 5)
+    assert backward_input(gy, w, x.shape, s, p, d, 1, stream).shape == (0, 3, 5, 5)
+    for use_workspace in (True, False):
+        np.testing.assert_array_equal(backward_weight(gy, x, w.shape, s, p, d, 1, stream, use_workspace),
+                                      np.zeros(w.shape, np.float32))
+    # No input channels: the output is a sum over nothing.
+    np.testing.assert_array_equal(forward(rng.normal(2, 0, 5, 5), rng.normal(4, 0, 3, 3), s, p, d, 1, stream),
+                                  np.zeros((2, 4, 5, 5), np.float32))
+    # No output channels: the input gradient is zeros.
+    np.testing.assert_array_equal(backward_input(rng.normal(2, 0, 5, 5), rng.normal(0, 3, 3, 3), (2, 3, 5, 5),
+                                                 s, p, d, 1, stream), np.zeros((2, 3, 5, 5), np.float32))
+
+
+def test_default_stream(rng):
+    xs, ws, s, p, d, g = CASES[0]
+    x, w, _ = conv_inputs(rng, xs, ws, s, p, d, g)
+    out = nan_array(out_shape(xs, ws, s, p, d, g))
+    _cuda.conv2d(cp.asarray(x), cp.asarray(w), s, p, d, g, out)  # stream=0: the legacy default stream
+    cp.cuda.Device().synchronize()
+    want = REF["conv2d"](x.astype(np.float64), w.astype(np.float64), s, p, d, g)
+    assert_close(cp.asnumpy(out), want, REF["conv2d"](np.abs(x), np.abs(w), s, p, d, g).astype(np.float64), 27, rng)
+
+
+# ---- through the backend: what ops/conv.py calls --------------------------------------------
+
+K = cuda_backend.KERNELS
+
+
+def test_backend_conv_kernels(rng, stream):
+    x, w, gy = conv_inputs(rng, (2, 4, 9, 8), (6, 2, 3, 2), 2, (0, 1), (1, 2), 2)
+    dx = cp.asarray(np.ascontiguousarray(x.transpose(0, 1, 3, 2))).transpose(0, 1, 3, 2)  # not C-contiguous
+    s, p, d, g = (2, 2), (0, 1), (1, 2), 2
+    got = K["conv2d"](dx, cp.asarray(w), 2, (0, 1), (1, 2), 2)  # an int stride as well as pairs
+    assert isinstance(got, cp.ndarray) and got.dtype == np.float32
+    want = REF["conv2d"](x.astype(np.float64), w.astype(np.float64), s, p, d, g)
+    scale = REF["conv2d"](np.abs(x).astype(np.float64), np.abs(w).astype(np.float64), s, p, d, g)
+    assert_close(cp.asnumpy(got), want, scale, 12, rng)
+    gx = K["conv2d_backward_input"](cp.asarray(gy), cp.asarray(w), x.shape, s, p, d, g)
+    want = REF["conv2d_backward_input"](gy.astype(np.float64), w.astype(np.float64), x.shape, s, p, d, g)
+    scale = REF["conv2d_backward_input"](np.abs(gy).astype(np.float64), np.abs(w).astype(np.float64), x.shape,
+                                         s, p, d, g)
+    assert_close(cp.asnumpy(gx), want, scale, 18, rng)
+    gw = K["conv2d_backward_weight"](cp.asarray(gy), cp.asarray(x), w.shape, s, p, d, g)
+    want = REF["conv2d_backward_weight"](gy.astype(np.float64), x.astype(np.float64), w.shape, s, p, d, g)
+    scale = REF["conv2d_backward_weight"](np.abs(gy).astype(np.float64), np.abs(x).astype(np.float64), w.shape,
+                                          s, p, d, g)
+    assert_close(cp.asnumpy(gw), want, scale, gy.size // gy.shape[1], rng)
+    # float64 stays on the reference kernels
+    assert K["conv2d"](cp.asarray(x, dtype=np.float64), cp.asarray(w, dtype=np.float64), s, p, d, g).dtype == np.float64
+
+
+def test_backend_transposed_convolution(rng, stream):
+    # ConvTranspose2d's forward is conv2d_backward_input into a larger image (output_padding 1).
+    # Weight (C_in 4, C_out / groups 3, 3, 2), stride 2, padding (1, 0): a 3 x 3 image becomes
+    # (3 - 1) * 2 - 2 * padding + (k - 1) + 1 + 1 = 6 x 7.
+    x, w = rng.normal(1, 4, 3, 3), rng.normal(4, 3, 3, 2)
+    big = (1, 6, 6, 7)
+    s, p, d, g = (2, 2), (1, 0), (1, 1), 2
+    got = K["conv2d_backward_input"](cp.asarray(x), cp.asarray(w), big, s, p, d, g)
+    want = REF["conv2d_backward_input"](x.astype(np.float64), w.astype(np.float64), big, s, p, d, g)
+    scale = REF["conv2d_backward_input"](np.abs(x).astype(np.float64), np.abs(w).astype(np.float64), big, s, p, d, g)
+    assert_close(cp.asnumpy(got), want, scale, 12, rng)

@@ -1,0 +1,218 @@
+"""Timing of the tilegrad._cuda conv2d and pooling kernels on a GPU machine against PyTorch
+(cuDNN) and the reference kernels on CuPy, in one process, ResNet-style layers at batch 64. Not
+a test (pytest does not collect it); the project's bench lives in tilegrad.bench.
+
+    python tests/native/timing_cuda_conv.py [--repeats 20] [--batch 64] [--only conv,pool]
+
+Every implementation is checked against PyTorch's float32 result before it is timed (a wrong
+one is reported, not timed). Times are medians of CUDA-event samples on the stream each
+implementation launches on. PyTorch runs twice: in true float32 ("torch-fp32", TF32 off) and
+with its defaults ("torch", where cuDNN may use TF32 tensor cores for convolutions); the ratio
+column is tilegrad's time over torch-fp32's. "native" calls tilegrad._cuda with preallocated
+outputs, "backend" goes through tilegrad.backends.cuda (CuPy allocations, the weight
+gradient's workspace included), "reference" is the reference kernels on CuPy.
+"""
+import argparse
+import contextlib
+
+import numpy as np
+
+import cupy as cp
+from tilegrad import _cuda
+from tilegrad.backends import cuda as cuda_backend
+from tilegrad.backends import reference
+from tilegrad.backends.native import conv_geometry, pool_geometry
+from tilegrad.bench.timing import cuda_event_clock, measure_together
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # PyTorch is a timing-only peer
+    torch = None
+
+REF = reference.KERNELS
+K = cuda_backend.KERNELS
+
+
+def conv_layers(batch):
+    """(label, x shape, w shape, stride, padding): the 3x3 convolutions of ResNet's stages, its
+    stem and a strided 1x1 projection."""
+    return [
+        ("stem 7x7/2", (batch, 3, 224, 224), (64, 3, 7, 7), (2, 2), (3, 3)),
+        ("3x3 64@56", (batch, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1)),
+        ("3x3 128@28", (batch, 128, 28, 28), (128, 128, 3, 3), (1, 1), (1, 1)),
+        ("3x3 256@14", (batch, 256, 14, 14), (256, 256, 3, 3), (1, 1), (1, 1)),
+        ("3x3 512@7", (batch, 512, 7, 7), (512, 512, 3, 3), (1, 1), (1, 1)),
+        ("3x3/2 64->128", (batch, 64, 56, 56), (128, 64, 3, 3), (2, 2), (1, 1)),
+        ("1x1/2 256->512", (batch, 256, 14, 14), (512, 256, 1, 1), (2, 2), (0, 0)),
+    ]
+
+
+def stream_ptr():
+    return cp.cuda.get_current_stream().ptr
+
+
+def conv_cases(rng, batch):
+    """(label, flops, {impl: (callable, None or the callable's result)}) per layer and direction."""
+    return [case for layer in conv_layers(batch) for case in conv_layer_cases(rng, *layer)]
+
+
+def conv_layer_cases(rng, label, xs, ws, s, p):
+    """One function per layer, so that each layer's closures see its own arrays."""
+    out = []
+    d, g = (1, 1), 1
+    ys = conv_geometry(xs, ws, s, p, d, g)[3]
+    x, w, gy = (cp.asarray(rng.standard_normal(shape, dtype=np.float32)) for shape in (xs, ws, ys))
+    y, gx, gw = cp.empty(ys, cp.float32), cp.empty(xs, cp.float32), cp.empty(ws, cp.float32)
+    ws_need = _cuda.conv2d_backward_weight_workspace(xs, ws, s, p, d, g)
+    scratch = cp.empty(ws_need, cp.float32) if ws_need else None
+    flops = 2.0 * int(np.prod(ys)) * ws[1] * ws[2] * ws[3]
+    natives = {
+        "forward": (lambda: _cuda.conv2d(x, w, s, p, d, g, y, stream=stream_ptr()), lambda: y),
+        "backward input": (lambda: _cuda.conv2d_backward_input(gy, w, s, p, d, g, gx, stream=stream_ptr()),
+                           lambda: gx),
+        "backward weight": (lambda: _cuda.conv2d_backward_weight(gy, x, s, p, d, g, gw, stream=stream_ptr(),
+                                                                 workspace=scratch), lambda: gw),
+    }
+    backend = {
+        "forward": lambda: K["conv2d"](x, w, s, p, d, g),
+        "backward input": lambda: K["conv2d_backward_input"](gy, w, xs, s, p, d, g),
+        "backward weight": lambda: K["conv2d_backward_weight"](gy, x, ws, s, p, d, g),
+    }
+    refs = {
+        "forward": lambda: REF["conv2d"](x, w, s, p, d, g),
+        "backward input": lambda: REF["conv2d_backward_input"](gy, w, xs, s, p, d, g),
+        "backward weight": lambda: REF["conv2d_backward_weight"](gy, x, ws, s, p, d, g),
+    }
+    peers = {}
+    if torch is not None:
+        tx, tw, tgy = (torch.as_tensor(a, device="cuda") for a in (x, w, gy))
+        peers = {
+            "forward": lambda: F.conv2d(tx, tw, None, s, p, d, g),
+            "backward input": lambda: torch.nn.grad.conv2d_input(xs, tw, tgy, s, p, d, g),
+            "backward weight": lambda: torch.nn.grad.conv2d_weight(tx, ws, tgy, s, p, d, g),
+        }
+    for direction in natives:
+        call, result = natives[direction]
+        impls = {"native": (call, result), "backend": (backend[direction], None),
+                 "reference": (refs[direction], None)}
+        if peers:
+            impls["torch-fp32"] = (peers[direction], None)
+            impls["torch"] = (peers[direction], None)
+        out.append((f"conv {label} {direction}", flops, impls))
+    return out
+
+
+def pool_cases(rng, batch, image=(64, 112, 112)):
+    """ResNet's stem max pool and a 2x2 average pool on (batch,) + image, both directions."""
+    xs = (batch,) + image
+    x = cp.asarray(rng.standard_normal(xs, dtype=np.float32))
+    tx = torch.as_tensor(x, device="cuda").requires_grad_(True) if torch is not None else None
+    return pool_window_cases(rng, x, tx, "max 3x3/2", (3, 3), (2, 2), (1, 1)) + \
+        pool_window_cases(rng, x, tx, "avg 2x2/2", (2, 2), (2, 2), (0, 0))
+
+
+def pool_window_cases(rng, x, tx, label, k, s, p):
+    xs = x.shape
+    ys = pool_geometry(xs, k, s, p, (1, 1), False)[4]
+    gy = cp.asarray(rng.standard_normal(ys, dtype=np.float32))
+    y, gx = cp.empty(ys, cp.float32), cp.empty(xs, cp.float32)
+    if label.startswith("max"):
+        arg = cp.empty(ys, cp.int64)
+        _cuda.max_pool2d(x, k, s, p, (1, 1), False, y, arg, stream=stream_ptr())  # arg for the backward
+        ref_arg = REF["max_pool2d"](x, k, s, p, (1, 1), False)[1]
+        native = {"forward": lambda: _cuda.max_pool2d(x, k, s, p, (1, 1), False, y, arg, stream=stream_ptr()),
+                  "backward": lambda: _cuda.max_pool2d_backward(gy, arg, k, s, p, (1, 1), False, gx,
+                                                                stream=stream_ptr())}
+        ref = {"forward": lambda: REF["max_pool2d"](x, k, s, p, (1, 1), False)[0],
+               "backward": lambda: REF["max_pool2d_backward"](gy, ref_arg, xs, k, s, p, (1, 1), False)}
+        torch_pool = (lambda t: F.max_pool2d(t, k, s, p))
+    else:
+        native = {"forward": lambda: _cuda.avg_pool2d(x, k, s, p, False, True, None, y, stream=stream_ptr()),
+                  "backward": lambda: _cuda.avg_pool2d_backward(gy, k, s, p, False, True, None, gx,
+                                                                stream=stream_ptr())}
+        ref = {"forward": lambda: REF["avg_pool2d"](x, k, s, p, False, True, None),
+               "backward": lambda: REF["avg_pool2d_backward"](gy, xs, k, s, p, False, True, None)}
+        torch_pool = (lambda t: F.avg_pool2d(t, k, s, p))
+    peer = {}
+    if torch is not None:
+        ty, tgy = torch_pool(tx), torch.as_tensor(gy, device="cuda")
+        peer = {"forward": lambda: torch_pool(tx.detach()),
+                "backward": lambda: torch.autograd.grad(ty, tx, tgy, retain_graph=True)[0]}
+    cells = float(np.prod(ys)) * k[0] * k[1]
+    out = []
+    for direction, result in (("forward", y), ("backward", gx)):
+        impls = {"native": (native[direction], lambda r=result: r), "reference": (ref[direction], None)}
+        if peer:
+            impls["torch-fp32"] = (peer[direction], None)
+        out.append((f"pool {label} {direction}", cells, impls))
+    return out
+
+
+def as_numpy(r):
+    if torch is not None and isinstance(r, torch.Tensor):
+        return r.detach().cpu().numpy()
+    return cp.asnumpy(r)
+
+
+@contextlib.contextmanager
+def tf32(enabled):
+    if torch is None:
+        yield
+        return
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def context_of(impl):
+    return (lambda: tf32(impl != "torch-fp32")) if impl.startswith("torch") else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--only", default="conv,pool", help="comma-separated: conv, pool")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    groups = args.only.split(",")
+    cases = (conv_cases(rng, args.batch) if "conv" in groups else []) + \
+        (pool_cases(rng, args.batch) if "pool" in groups else [])
+    cupy_clock = cuda_event_clock(cp.cuda.Event, cp.cuda.Device().synchronize)
+    torch_clock = cuda_event_clock(lambda: torch.cuda.Event(enable_timing=True), torch.cuda.synchronize) \
+        if torch is not None else None
+    print(f"{'case':42s} {'impl':11s} {'ms':>9s} {'TFLOP/s':>8s} {'vs torch-fp32':>13s}")
+    for label, work, impls in cases:
+        # Check every implementation against PyTorch's float32 result (or the reference's).
+        base = "torch-fp32" if "torch-fp32" in impls else "reference"
+        with tf32(False):
+            want = as_numpy(impls[base][0]()).astype(np.float64)
+        scale = np.abs(want).max() + 1e-30
+        calls, names = [], []
+        for name, (fn, result) in impls.items():
+            ctx = context_of(name)
+            with (ctx or contextlib.nullcontext)():
+                got = fn()
+            got = as_numpy(result() if result is not None else got)
+            err = np.abs(got.astype(np.float64) - want).max() / scale
+            limit = 5e-3 if name == "torch" else 1e-4  # TF32 keeps 10 mantissa bits
+            if not err <= limit:
+                print(f"{label:42s} {name:11s} WRONG: max error {err:.3g} of the largest value")
+                continue
+            sync = torch.cuda.synchronize if name.startswith("torch") else cp.cuda.Device().synchronize
+            calls.append((fn, sync, context_of(name), torch_clock if name.startswith("torch") else cupy_clock))
+            names.append(name)
+        timings = dict(zip(names, measure_together(calls, repeats=args.repeats)))
+        peer = timings.get("torch-fp32")
+        for name, t in timings.items():
+            ratio = f"{t.median / peer.median:12.2f}x" if peer else ""
+            rate = f"{work / t.median / 1e12:8.2f}" if label.startswith("conv") else ""
+            print(f"{label:42s} {name:11s} {t.median * 1e3:9.3f} {rate:>8s} {ratio:>13s}")
+
+
+if __name__ == "__main__":
+    main()
