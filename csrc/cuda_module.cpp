@@ -15,5 +15,7 @@ PYBIND11_MODULE(_cuda, m) {
   tg::cuda_glue::bind_core(m);
   tg::cuda_glue::bind_nn(m);
   tg::cuda_glue::bind_optim(m);
+  tg::cuda_glue::bind_attention(m);
+  tg::cuda_glue::bind_loss(m);
   tg::cuda_glue::bind_device(m);
 }

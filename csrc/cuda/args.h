@@ -24,7 +24,18 @@ struct DevArray {
   Shape shape;
   int64_t size;
   uintptr_t ptr;
+  int itemsize = 4;  // bytes per element (4 for the float32 arrays of check_array)
+  int dtype = 0;     // index of the matching entry of check_typed_array's `allowed` list
 };
+
+// An element type an argument may have: its __cuda_array_interface__ typestr, the name
+// used in messages, and its size in bytes.
+struct ArrayType {
+  const char* typestr;
+  const char* name;
+  int itemsize;
+};
+constexpr ArrayType kFloat32{"<f4", "float32", 4};
 
 inline std::string type_name(const py::handle& obj) {
   return py::str(py::type::of(obj).attr("__name__"));
@@ -68,9 +79,11 @@ inline bool to_int64(const py::handle& obj, int64_t* out) {
   return true;
 }
 
-// Parses obj.__cuda_array_interface__: float32 ('<f4'), C-contiguous, no mask,
-// non-null data unless empty, writeable when it is an output.
-inline DevArray check_array(const char* fn, const char* name, const py::object& obj, bool is_out) {
+// Parses obj.__cuda_array_interface__: one of the `allowed` element types (DevArray::dtype
+// says which), C-contiguous, no mask, non-null data unless empty, aligned to its element
+// size, writeable when it is an output.
+inline DevArray check_typed_array(const char* fn, const char* name, const py::object& obj, bool is_out,
+                                  const std::vector<ArrayType>& allowed) {
   const std::string where = std::string(fn) + ": argument '" + name + "'";
   if (!py::hasattr(obj, "__cuda_array_interface__")) {
     throw py::type_error(where + " must be a CUDA array (an object with __cuda_array_interface__, "
@@ -93,11 +106,20 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
                          type_name(typestr));
   }
   const std::string ts = py::str(typestr);
-  if (ts != "<f4") {
-    throw py::type_error(where + " must have dtype float32 (typestr '<f4'), got typestr '" + ts + "'");
+  int dtype = -1;
+  std::string wanted;
+  for (size_t i = 0; i < allowed.size(); ++i) {
+    if (ts == allowed[i].typestr) dtype = static_cast<int>(i);
+    wanted += std::string(i == 0 ? "" : i + 1 == allowed.size() ? " or " : ", ") + allowed[i].name +
+              " (typestr '" + allowed[i].typestr + "')";
+  }
+  if (dtype < 0) {
+    throw py::type_error(where + " must have dtype " + wanted + ", got typestr '" + ts + "'");
   }
 
   DevArray d{{}, 1, 0};
+  d.dtype = dtype;
+  d.itemsize = allowed[dtype].itemsize;
   py::object shape = cai["shape"];
   if (!py::isinstance<py::tuple>(shape)) {
     throw py::type_error(where + ": __cuda_array_interface__['shape'] must be a tuple, got " +
@@ -144,8 +166,8 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
   if (d.ptr == 0 && d.size > 0) {
     throw py::value_error(where + " has a null data pointer but " + std::to_string(d.size) + " elements");
   }
-  if (d.ptr % 4 != 0) {
-    throw py::value_error(where + " data pointer is not aligned to 4 bytes");
+  if (d.ptr % d.itemsize != 0) {
+    throw py::value_error(where + " data pointer is not aligned to " + std::to_string(d.itemsize) + " bytes");
   }
   if (is_out && readonly) {
     throw py::value_error(where + " must be writeable, but its __cuda_array_interface__ says readonly");
@@ -162,7 +184,7 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
                            "with one int per dimension, got " + std::string(py::repr(strides)));
     }
     auto st = py::reinterpret_borrow<py::tuple>(strides);
-    int64_t expect = 4;
+    int64_t expect = d.itemsize;
     bool contiguous = true;
     for (size_t i = d.shape.size(); i-- > 0;) {
       int64_t s = 0;
@@ -180,6 +202,11 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
     }
   }
   return d;
+}
+
+// A float32 array (the element type of most kernels).
+inline DevArray check_array(const char* fn, const char* name, const py::object& obj, bool is_out) {
+  return check_typed_array(fn, name, obj, is_out, {kFloat32});
 }
 
 inline void* to_stream(const char* fn, const py::object& stream) {
@@ -245,7 +272,7 @@ inline void check_disjoint(const char* fn, const std::vector<std::pair<const cha
   for (size_t i = 0; i < outs.size(); ++i) {
     const DevArray& o = *outs[i].second;
     auto clash = [&](const char* other, const DevArray& a) {
-      if (tg::glue::overlaps(cptr(o), o.size * 4, cptr(a), a.size * 4)) {
+      if (tg::glue::overlaps(cptr(o), o.size * o.itemsize, cptr(a), a.size * a.itemsize)) {
         throw py::value_error(std::string(fn) + ": out '" + outs[i].first + "' must not share memory with '" +
                               other + "'");
       }

@@ -10,6 +10,8 @@ namespace cuda_glue {
 void bind_core(pybind11::module_& m);    // relu, matmul
 void bind_nn(pybind11::module_& m);      // softmax, activations, layer norm
 void bind_optim(pybind11::module_& m);   // fused optimizer steps
+void bind_attention(pybind11::module_& m);  // scaled dot-product attention
+void bind_loss(pybind11::module_& m);    // fused cross-entropy
 void bind_device(pybind11::module_& m);  // device and build queries
 
 }  // namespace cuda_glue
