@@ -1,0 +1,497 @@
+"""tilegrad._cuda scaled dot-product attention: the kernels (v1 simple, v2 tiled) and the CUDA
+backend's wrappers against a materialised float64 NumPy reference on a GPU (tests marked cuda),
+that reference against PyTorch on the CPU, and argument validation of the bindings on fake
+arrays (no GPU needed)."""
+import math
+
+import numpy as np
+import pytest
+
+from .fake_cuda_arrays import bad_interfaces, cai, call, check_bad_interface, raises_naming, readonly
+
+try:
+    from tilegrad import _cuda
+except ImportError:
+    _cuda = None
+
+GPU = _cuda is not None and _cuda.is_available()
+needs_module = pytest.mark.skipif(_cuda is None, reason="tilegrad._cuda was not built")
+no_gpu = pytest.mark.skipif(GPU, reason="a GPU is present: fake pointers must not reach a kernel")
+
+
+# ---- the float64 reference (materialised softmax) ------------------------------------------
+
+def attention_ref(q, k, v, mask, causal, scale):
+    """out, lse and the probabilities p (0 on rows with no key allowed), in float64."""
+    q, k, v = (a.astype(np.float64) for a in (q, k, v))
+    s = q @ k.swapaxes(-1, -2) * scale
+    allowed = np.ones(s.shape, bool)
+    if causal:
+        allowed &= np.tril(np.ones(s.shape[-2:], bool))
+    if mask is not None:
+        if mask.dtype == np.bool_:
+            allowed &= mask
+        else:
+            s = s + mask
+    s = np.where(allowed, s, -np.inf)
+    dead = np.isneginf(s).all(-1, keepdims=True)  # masked out, or an additive -inf everywhere
+    top = np.where(dead, 0.0, s.max(-1, keepdims=True, initial=-np.inf))
+    e = np.exp(s - top)
+    total = e.sum(-1, keepdims=True)
+    p = e / np.where(dead, 1.0, total)
+    with np.errstate(divide="ignore"):
+        lse = np.where(dead, -np.inf, np.log(np.where(dead, 1.0, total)) + top)[..., 0]
+    return np.where(dead, np.nan, p @ v), lse, p
+
+
+def attention_grads_ref(q, k, v, p, gout, scale):
+    """gq, gk, gv for probabilities p; rows with no key allowed (p == 0) add nothing."""
+    q, k, v = (a.astype(np.float64) for a in (q, k, v))
+    dead = p.sum(-1, keepdims=True) == 0
+    g = np.where(dead, 0.0, gout.astype(np.float64))
+    dp = g @ v.swapaxes(-1, -2)
+    ds = p * (dp - (p * dp).sum(-1, keepdims=True))
+    return ds @ k * scale, ds.swapaxes(-1, -2) @ np.where(dead, 0.0, q) * scale, p.swapaxes(-1, -2) @ g
+
+
+def assert_close(got, want, what, rng, terms=1):
+    """float32 against float64: rtol 1e-4 and an atol that grows like sqrt(terms) of the sums."""
+    got = np.asarray(got, np.float64)
+    finite = np.abs(want[np.isfinite(want)])
+    scale = max(1.0, float(finite.max())) if finite.size else 1.0
+    atol = 2e-6 * math.sqrt(terms) * scale
+    same_nan = np.isnan(got) == np.isnan(want)
+    with np.errstate(invalid="ignore"):
+        close = (got == want) | (np.abs(got - want) <= atol + 1e-4 * np.abs(want))
+    ok = same_nan & (np.isnan(want) | close)
+    bad = np.argwhere(~ok)
+    assert bad.size == 0, (f"{what}: {len(bad)} of {got.size} bad, first {tuple(bad[0])}: got {got[tuple(bad[0])]} "
+                           f"want {want[tuple(bad[0])]}; {rng}")
+
+
+def random_mask(rng, kind, shape, dead_rows=0):
+    if kind is None:
+        return None
+    if kind == "bool":
+        m = rng.gen.random(shape) < 0.7
+        m[..., : min(dead_rows, shape[-2]), :] = False  # rows with no key allowed
+        return m
+    m = rng.normal(*shape)
+    m[rng.gen.random(shape) < 0.2] = -np.inf
+    return m
+
+
+# ---- the reference itself, against PyTorch (CPU) -------------------------------------------
+
+@pytest.mark.parametrize("causal,mask_kind", [(False, None), (True, None), (False, "bool"), (False, "float")])
+def test_reference_matches_torch(rng, causal, mask_kind):
+    torch = pytest.importorskip("torch")
+    q, k, v = (rng.normal(2, n, e).astype(np.float64) for n, e in ((7, 5), (9, 5), (9, 3)))
+    mask = random_mask(rng, mask_kind, (2, 7, 9))
+    if mask_kind == "float":
+        mask[..., 0] = 0.0  # keep every row alive: PyTorch's rows with no key allowed differ by version
+    if mask_kind == "bool":
+        mask[..., 0] = True
+    out, lse, p = attention_ref(q, k, v, mask, causal, 0.4)
+    tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+    tmask = None if mask is None else torch.tensor(mask)
+    tout = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, attn_mask=tmask, is_causal=causal, scale=0.4)
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=str(rng))
+    gout = rng.normal(2, 7, 3).astype(np.float64)
+    tout.backward(torch.tensor(gout))
+    for got, t in zip(attention_grads_ref(q, k, v, p, gout, 0.4), (tq, tk, tv)):
+        np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=str(rng))
+    scores = torch.tensor(q) @ torch.tensor(k).transpose(-1, -2) * 0.4
+    if causal:
+        scores = scores.masked_fill(~torch.ones(7, 9, dtype=torch.bool).tril(), -math.inf)
+    if mask is not None:
+        scores = scores.masked_fill(~tmask, -math.inf) if mask_kind == "bool" else scores + tmask
+    np.testing.assert_allclose(lse, torch.logsumexp(scores, -1).numpy(), rtol=1e-12, err_msg=str(rng))
+
+
+def test_fallback_reference_matches(rng):
+    # The CUDA backend's fallback (reference_fused, here on NumPy) agrees with the reference above.
+    from tilegrad.backends import reference_fused
+    q, k, v = rng.normal(3, 6, 4), rng.normal(3, 8, 4), rng.normal(3, 8, 5)
+    mask = random_mask(rng, "bool", (3, 6, 8), dead_rows=2)
+    out, lse = reference_fused.sdpa_forward(q, k, v, mask, True, 0.7)
+    want_out, want_lse, p = attention_ref(q, k, v, mask, True, 0.7)
+    assert_close(out, want_out, "out", rng)
+    assert_close(lse, want_lse, "lse", rng)
+    gout = rng.normal(3, 6, 5)
+    gout[:, 0] = np.nan  # a dead row's gradient must not leak
+    got = reference_fused.sdpa_backward(q, k, v, mask, True, 0.7, out, lse, gout)
+    for name, g, w in zip(("gq", "gk", "gv"), got, attention_grads_ref(q, k, v, p, gout, 0.7)):
+        assert_close(g, w, name, rng, terms=8)
+
+
+# ---- GPU: the kernels -----------------------------------------------------------------------
+
+@pytest.fixture
+def cp():
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
+    if not GPU:
+        pytest.skip("no usable CUDA device")
+    return cupy
+
+
+@pytest.fixture
+def stream(cp):
+    s = cp.cuda.Stream(non_blocking=True)
+    with s:
+        yield s
+    s.synchronize()
+
+
+def run_kernels(cp, stream, q, k, v, mask, causal, scale, gout, version):
+    """The raw bindings: (out, lse, gq, gk, gv) as NumPy arrays."""
+    B, L, _ = q.shape
+    dq, dk, dv = cp.asarray(q), cp.asarray(k), cp.asarray(v)
+    dmask = None if mask is None else cp.asarray(mask if mask.dtype == np.bool_ else mask.astype(np.float32))
+    out = cp.full((B, L, v.shape[2]), 7.0, cp.float32)  # stale values must be overwritten
+    lse = cp.full((B, L), 7.0, cp.float32)
+    _cuda.sdpa_forward(dq, dk, dv, dmask, causal, scale, out, lse, stream=stream.ptr, version=version)
+    gq, gk, gv = cp.full(q.shape, 7.0, cp.float32), cp.full(k.shape, 7.0, cp.float32), cp.full(v.shape, 7.0, cp.float32)
+    delta = cp.full((B, L), 7.0, cp.float32)
+    _cuda.sdpa_backward(dq, dk, dv, dmask, causal, scale, out, lse, cp.asarray(gout), delta, gq, gk, gv,
+                        stream=stream.ptr, version=version)
+    stream.synchronize()
+    return [cp.asnumpy(a) for a in (out, lse, gq, gk, gv)]
+
+
+def check_attention(cp, stream, rng, shape, causal=False, mask=None, version=2, scale=None, nan_dead_gout=False):
+    B, L, S, E, Ev = shape
+    q, k, v = rng.normal(B, L, E), rng.normal(B, S, E), rng.normal(B, S, Ev)
+    scale = 1 / math.sqrt(max(E, 1)) if scale is None else scale
+    want_out, want_lse, p = attention_ref(q, k, v, mask, causal, scale)
+    gout = rng.normal(B, L, Ev)
+    if nan_dead_gout:
+        gout[np.broadcast_to(p.sum(-1) == 0, (B, L))] = np.nan
+    got = run_kernels(cp, stream, q, k, v, mask, causal, scale, gout, version)
+    ctx = f"v{version} {shape} causal={causal} {rng}"
+    assert_close(got[0], want_out, f"out {ctx}", rng, terms=S)
+    assert_close(got[1], want_lse, f"lse {ctx}", rng, terms=S)
+    want = attention_grads_ref(q, k, v, p, gout, scale)
+    for name, g, w, terms in zip(("gq", "gk", "gv"), got[2:], want, (S * E, L * Ev, L)):
+        assert_close(g, w, f"{name} {ctx}", rng, terms=terms + Ev)
+
+
+RAGGED = [  # (B, L, S, E, Ev): lengths around the 32 / 64-row tiles, head dims around 64 / 128
+    (1, 1, 1, 1, 1), (2, 63, 65, 64, 64), (1, 65, 63, 128, 128), (3, 127, 129, 65, 63), (2, 129, 127, 127, 128),
+    (1, 1, 129, 32, 96), (2, 129, 1, 8, 16), (1, 64, 64, 63, 1), (1, 33, 200, 128, 64), (2, 200, 33, 64, 128),
+]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", RAGGED, ids=["x".join(map(str, s)) for s in RAGGED])
+def test_attention_ragged(cp, stream, rng, shape, causal, version):
+    check_attention(cp, stream, rng, shape, causal=causal, version=version)
+
+
+MASKS = [(None, (2, 70, 90)), ("bool", (2, 70, 90)), ("float", (2, 70, 90)), ("bool", (1, 70, 90)),
+         ("float", (2, 1, 90)), ("bool", (2, 70, 1)), ("float", (1, 1, 90))]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("kind,mshape", MASKS, ids=[f"{k}-{'x'.join(map(str, s))}" for k, s in MASKS])
+def test_attention_masks(cp, stream, rng, kind, mshape, causal, version):
+    mask = random_mask(rng, kind, mshape)
+    if kind == "float":
+        mask[..., :1] = 0.0  # key 0 open on every row: no dead rows here
+    if kind == "bool":
+        mask[..., :1] = True
+    check_attention(cp, stream, rng, (2, 70, 90, 65, 40), causal=causal, mask=mask, version=version)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("version", [1, 2])
+def test_rows_with_no_key(cp, stream, rng, version):
+    # NaN outputs and lse -inf on those rows; the backward stays finite elsewhere even when
+    # their gout is NaN, and their gq is 0.
+    for kind in ("bool", "float"):
+        mask = random_mask(rng, kind, (2, 67, 70), dead_rows=3)
+        if kind == "float":
+            mask[:, :3, :] = -np.inf
+        check_attention(cp, stream, rng, (2, 67, 70, 64, 64), mask=mask, version=version, nan_dead_gout=True)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("version", [1, 2])
+def test_no_keys_at_all(cp, stream, rng, version):
+    q, k, v = rng.normal(2, 5, 8), rng.normal(2, 0, 8), rng.normal(2, 0, 3)
+    out, lse, gq, gk, gv = run_kernels(cp, stream, q, k, v, None, False, 0.5, rng.normal(2, 5, 3), version)
+    assert np.isnan(out).all() and (lse == -np.inf).all() and (gq == 0).all() and gk.size == gv.size == 0
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("version", [1, 2])
+def test_no_queries_gives_zero_key_gradients(cp, stream, rng, version):
+    q, k, v = rng.normal(2, 0, 8), rng.normal(2, 5, 8), rng.normal(2, 5, 3)
+    _, _, _, gk, gv = run_kernels(cp, stream, q, k, v, None, True, 0.5, rng.normal(2, 0, 3), version)
+    assert (gk == 0).all() and (gv == 0).all()
+
+
+@pytest.mark.cuda
+def test_sharp_softmax_and_long_rows(cp, stream, rng):
+    # scale 1 on E = 128: scores of std ~11, so the running max moves often (online rescaling).
+    check_attention(cp, stream, rng, (1, 300, 1031, 128, 128), scale=1.0)
+    check_attention(cp, stream, rng, (2, 1031, 517, 64, 64), causal=True)
+
+
+@pytest.mark.cuda
+def test_versions_deterministic(cp, stream, rng):
+    q, k, v, g = rng.normal(2, 150, 64), rng.normal(2, 130, 64), rng.normal(2, 130, 64), rng.normal(2, 150, 64)
+    for version in (1, 2):
+        first = run_kernels(cp, stream, q, k, v, None, True, 0.125, g, version)
+        again = run_kernels(cp, stream, q, k, v, None, True, 0.125, g, version)
+        for a, b in zip(first, again):
+            assert np.array_equal(a, b), f"v{version} is not bit-reproducible"
+
+
+# ---- GPU: the CUDA backend's wrappers ----------------------------------------------------
+
+WRAPPER_MASKS = [None, ("bool", (11, 13)), ("float", (3, 11, 13)), ("bool", (2, 1, 11, 13)),
+                 ("float", (2, 3, 1, 13)), ("bool", (1, 3, 11, 1)), ("float", (13,))]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("mask_spec", WRAPPER_MASKS, ids=str)
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_wrappers_broadcast_masks(cp, rng, mask_spec, causal):
+    from tilegrad.backends import cuda as backend
+    q, k, v = rng.normal(2, 3, 11, 16), rng.normal(2, 3, 13, 16), rng.normal(2, 3, 13, 9)
+    mask = None if mask_spec is None else random_mask(rng, *mask_spec)
+    if mask is not None:
+        mask[..., :1] = True if mask.dtype == np.bool_ else 0.0
+    check_wrappers(cp, backend, rng, q, k, v, mask, causal, 0.3)
+
+
+@pytest.mark.cuda
+def test_wrappers_fall_back(cp, rng):
+    # Head dims above 128, float64, an int mask: the reference runs, with the same results.
+    from tilegrad.backends import cuda as backend
+    check_wrappers(cp, backend, rng, rng.normal(2, 9, 129), rng.normal(2, 7, 129), rng.normal(2, 7, 5), None, False, 0.1)
+    q, k, v = (rng.normal(2, 9, 6).astype(np.float64) for _ in range(3))
+    check_wrappers(cp, backend, rng, q, k, v, None, True, 0.5)
+    check_wrappers(cp, backend, rng, rng.normal(9, 6), rng.normal(7, 6), rng.normal(7, 3),
+                   np.ones((9, 7), np.float16), False, 0.5)
+
+
+@pytest.mark.cuda
+def test_wrappers_non_contiguous(cp, rng):
+    from tilegrad.backends import cuda as backend
+    q, k, v = rng.normal(2, 20, 8), rng.normal(2, 6, 8), rng.normal(2, 6, 5)
+    check_wrappers(cp, backend, rng, q, k, v, rng.normal(20, 6), True, 0.5, views=True)
+
+
+def strided_copy(cp, a):
+    """a on the GPU as a non-contiguous view (its last two dims stored transposed)."""
+    return cp.asarray(np.ascontiguousarray(np.swapaxes(a, -1, -2))).swapaxes(-1, -2)
+
+
+def check_wrappers(cp, backend, rng, q, k, v, mask, causal, scale, views=False):
+    to_gpu = (lambda a: strided_copy(cp, a)) if views else cp.asarray
+    dq, dk, dv = to_gpu(q), to_gpu(k), to_gpu(v)
+    dmask = None if mask is None else cp.asarray(mask)
+    out, lse = backend.sdpa_forward(dq, dk, dv, dmask, causal, scale)
+    want_out, want_lse, p = attention_ref(q, k, v, mask, causal, scale)
+    assert out.shape == want_out.shape and lse.shape == want_lse.shape
+    assert_close(cp.asnumpy(out), want_out, "out", rng, terms=k.shape[-2])
+    assert_close(cp.asnumpy(lse), want_lse, "lse", rng, terms=k.shape[-2])
+    gout = rng.normal(*out.shape).astype(q.dtype)
+    got = backend.sdpa_backward(dq, dk, dv, dmask, causal, scale, out, lse, to_gpu(gout))
+    for name, g, w, a in zip(("gq", "gk", "gv"), got, attention_grads_ref(q, k, v, p, gout, scale), (q, k, v)):
+        assert g.shape == a.shape and g.dtype == a.dtype, name
+        assert_close(cp.asnumpy(g), w, name, rng, terms=q.shape[-2] * k.shape[-1])
+
+
+# ---- binding validation on fake arrays (no GPU needed) ---------------------------------------
+
+B, L, S, E, EV = 2, 5, 7, 4, 3
+
+
+def forward_args():
+    return {"q": cai((B, L, E)), "k": cai((B, S, E)), "v": cai((B, S, EV)), "mask": cai((B, L, S)),
+            "is_causal": False, "scale": 0.5, "out": cai((B, L, EV)), "lse": cai((B, L))}
+
+
+def backward_args():
+    args = forward_args()
+    args.update(gout=cai((B, L, EV)), delta=cai((B, L)), gq=cai((B, L, E)), gk=cai((B, S, E)), gv=cai((B, S, EV)))
+    return args
+
+
+GOOD = {"sdpa_forward": forward_args, "sdpa_backward": backward_args}
+OUTS = {"sdpa_forward": ("out", "lse"), "sdpa_backward": ("delta", "gq", "gk", "gv")}
+ARRAYS = [(fn, n) for fn, make in GOOD.items() for n, a in make().items() if isinstance(a, dict)]
+BAD = bad_interfaces("<f4")
+
+
+def launches_without_gpu(fn, args, **kw):
+    with raises_naming(RuntimeError, fn, "_cuda", "CUDA error"):
+        call(_cuda, fn, args, **kw)
+
+
+@needs_module
+@pytest.mark.parametrize("fn,name", ARRAYS)
+@pytest.mark.parametrize("label,transform,exc,fragment", BAD, ids=[c[0] for c in BAD])
+def test_bad_interface(fn, name, label, transform, exc, fragment):
+    check_bad_interface(_cuda, fn, GOOD[fn], name, label, transform, exc, fragment)
+
+
+@needs_module
+@pytest.mark.parametrize("fn,name", ARRAYS)
+@pytest.mark.parametrize("bad", [None, np.zeros((2, 5, 4), np.float32), [1.0], 5], ids=["None", "numpy", "list", "int"])
+def test_not_a_cuda_array(fn, name, bad):
+    if bad is None and name == "mask":
+        pytest.skip("None means no mask")
+    args = GOOD[fn]()
+    args[name] = bad
+    with raises_naming(TypeError, fn, "_cuda", f"'{name}'", "__cuda_array_interface__"):
+        call(_cuda, fn, args)
+
+
+@needs_module
+@pytest.mark.parametrize("fn,name", [(fn, n) for fn, outs in OUTS.items() for n in outs])
+def test_readonly_out(fn, name):
+    args = GOOD[fn]()
+    args[name] = readonly(args[name])
+    with raises_naming(ValueError, fn, "_cuda", f"'{name}'", "writeable"):
+        call(_cuda, fn, args)
+
+
+@needs_module
+@no_gpu
+@pytest.mark.parametrize("fn", list(GOOD))
+def test_good_arguments_reach_the_launch(fn):
+    launches_without_gpu(fn, GOOD[fn]())
+    args = GOOD[fn]()
+    for name, a in args.items():
+        if isinstance(a, dict) and name not in OUTS[fn]:
+            args[name] = readonly(a)  # read-only inputs are fine
+    launches_without_gpu(fn, args, stream=12345, version=1)
+    for mask in (None, cai((B, L, S), typestr="|b1"), cai((1, L, S)), cai((B, 1, S), typestr="|b1"),
+                 cai((B, L, 1)), cai((1, 1, 1))):
+        args = GOOD[fn]()
+        args["mask"] = mask
+        launches_without_gpu(fn, args, version=2, dtype="float32")
+    args = GOOD[fn]()
+    args.update(is_causal=True, scale=np.float32(2))
+    launches_without_gpu(fn, args)
+
+
+@needs_module
+@pytest.mark.parametrize("fn", list(GOOD))
+def test_shapes(fn):
+    cases = [("q", (B, L)), ("q", (B, L, E, 1)), ("k", (B + 1, S, E)), ("k", (B, S, E + 1)), ("v", (B, S + 1, EV)),
+             ("v", (B + 1, S, EV))]
+    for name, shape in cases:
+        args = GOOD[fn]()
+        args[name] = cai(shape)
+        with raises_naming(ValueError, fn, "_cuda", "(B, L, E)", "(B, S, Ev)"):
+            call(_cuda, fn, args)
+    for name, shape in [("out", (B, L, EV + 1)), ("lse", (B, L, 1))] + (
+            [("gout", (B, L + 1, EV)), ("delta", (B,)), ("gq", (B, L, E + 1)), ("gk", (B, S, E, 1)),
+             ("gv", (B, S, EV + 1))] if fn == "sdpa_backward" else []):
+        args = GOOD[fn]()
+        args[name] = cai(shape)
+        with raises_naming(ValueError, fn, "_cuda", f"'{name}'", "shape"):
+            call(_cuda, fn, args)
+    for mshape in [(B, L, S + 1), (L, S), (B, L, S, 1), (3, L, S), (B, 2, S)]:
+        args = GOOD[fn]()
+        args["mask"] = cai(mshape)
+        with raises_naming(ValueError, fn, "_cuda", "'mask'", "(B, L, S)"):
+            call(_cuda, fn, args)
+
+
+@needs_module
+@pytest.mark.parametrize("fn", list(GOOD))
+def test_head_dims_up_to_128(fn):
+    for e, ev in [(129, EV), (E, 129), (1000, 1000)]:
+        args = GOOD[fn]()
+        for name, a in args.items():
+            if isinstance(a, dict) and a["shape"][-1:] in ((E,), (EV,)) and len(a["shape"]) == 3 and name != "mask":
+                args[name] = cai(a["shape"][:-1] + ((e,) if a["shape"][-1] == E else (ev,)))
+        with raises_naming(ValueError, fn, "_cuda", "at most 128"):
+            call(_cuda, fn, args)
+
+
+@needs_module
+@pytest.mark.parametrize("fn", list(GOOD))
+def test_dtypes(fn):
+    with_type = lambda name, ts: {**GOOD[fn](), name: cai(GOOD[fn]()[name]["shape"], typestr=ts)}  # noqa: E731
+    with raises_naming(TypeError, fn, "_cuda", "only float32", "float16"):
+        call(_cuda, fn, {k: (cai(a["shape"], typestr="<f2") if isinstance(a, dict) and k not in ("lse", "delta", "mask")
+                             else a) for k, a in GOOD[fn]().items()})
+    with raises_naming(TypeError, fn, "_cuda", "'q'", "uint16", "dtype='bfloat16'"):
+        call(_cuda, fn, with_type("q", "<u2"))
+    with raises_naming(TypeError, fn, "_cuda", "only float32", "bfloat16"):
+        call(_cuda, fn, with_type("q", "<u2"), dtype="bfloat16")
+    with raises_naming(TypeError, fn, "_cuda", "dtype='float16'", "float32"):
+        call(_cuda, fn, GOOD[fn](), dtype="float16")
+    with raises_naming(ValueError, fn, "_cuda", "dtype", "fp8"):
+        call(_cuda, fn, GOOD[fn](), dtype="fp8")
+    with raises_naming(TypeError, fn, "_cuda", "'dtype'"):
+        call(_cuda, fn, GOOD[fn](), dtype=3)
+    for name in ("k", "v", "out") + (("gout", "gq") if fn == "sdpa_backward" else ()):
+        with raises_naming(TypeError, fn, "_cuda", f"'{name}'", "float32"):
+            call(_cuda, fn, with_type(name, "<f2"))
+    for name, ts in [("mask", "<i4"), ("mask", "<f8"), ("lse", "<f2")]:
+        with raises_naming(TypeError, fn, "_cuda", f"'{name}'"):
+            call(_cuda, fn, with_type(name, ts))
+
+
+@needs_module
+@pytest.mark.parametrize("fn", list(GOOD))
+def test_scalars(fn):
+    for name, bad in [("is_causal", 1), ("is_causal", None), ("is_causal", np.bool_(True)), ("scale", "0.5"),
+                      ("scale", None), ("scale", True), ("scale", 1j)]:
+        args = GOOD[fn]()
+        args[name] = bad
+        with raises_naming(TypeError, fn, "_cuda", f"'{name}'"):
+            call(_cuda, fn, args)
+    for version, exc in [(3, ValueError), (-1, ValueError), (1.0, TypeError), ("2", TypeError)]:
+        with raises_naming(exc, fn, "_cuda", "version"):
+            call(_cuda, fn, GOOD[fn](), version=version)
+    for stream in (-1, "0", 1.5, None):
+        with raises_naming(TypeError, fn, "_cuda", "stream"):
+            call(_cuda, fn, GOOD[fn](), stream=stream)
+
+
+@needs_module
+def test_outputs_share_nothing():
+    fn = "sdpa_forward"
+    for out, other in [("out", "q"), ("out", "v"), ("lse", "mask"), ("lse", "out")]:
+        args = forward_args()
+        args[out] = cai(args[out]["shape"], ptr=args[other]["data"][0] + 4)
+        with raises_naming(ValueError, fn, "_cuda", f"'{out}'", "share memory"):
+            call(_cuda, fn, args)
+    fn = "sdpa_backward"
+    for out, other in [("gq", "q"), ("gk", "gq"), ("gv", "gout"), ("delta", "lse"), ("delta", "out"), ("gv", "mask")]:
+        args = backward_args()
+        args[out] = cai(args[out]["shape"], ptr=args[other]["data"][0] + 4)
+        with raises_naming(ValueError, fn, "_cuda", f"'{out}'", "share memory"):
+            call(_cuda, fn, args)
+
+
+@needs_module
+def test_empty_calls_launch_nothing():
+    def sized(b, length, source):
+        a = backward_args()
+        shapes = {"q": (b, length, E), "k": (b, source, E), "v": (b, source, EV), "mask": (b, length, source),
+                  "out": (b, length, EV), "lse": (b, length), "gout": (b, length, EV), "delta": (b, length),
+                  "gq": (b, length, E), "gk": (b, source, E), "gv": (b, source, EV)}
+        return {k: (cai(shapes[k], ptr=0 if 0 in shapes[k] else None) if isinstance(v, dict) else v)
+                for k, v in a.items()}
+    for b, length, source in [(0, L, S), (B, 0, 0)]:
+        call(_cuda, "sdpa_backward", sized(b, length, source))
+    for b, length, source in [(0, L, S), (B, 0, S), (B, 0, 0)]:
+        args = {k: v for k, v in sized(b, length, source).items() if k in forward_args()}
+        call(_cuda, "sdpa_forward", args)
+    if not GPU:
+        # No queries but some keys: gk and gv must still be written (zeros).
+        launches_without_gpu("sdpa_backward", sized(B, 0, S))
