@@ -1,0 +1,79 @@
+"""ctypes calls into the emulated kernels (emulate.build): NumPy arrays in, NumPy arrays out."""
+import ctypes
+
+import numpy as np
+
+c_i64, c_int, c_float, c_ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_void_p
+
+
+class TgSdpa(ctypes.Structure):  # tg_cuda.h
+    _fields_ = [("batch", c_i64), ("q_len", c_i64), ("kv_len", c_i64), ("head_dim", c_i64), ("v_dim", c_i64),
+                ("dtype", c_int), ("q", c_ptr), ("k", c_ptr), ("v", c_ptr), ("mask", c_ptr), ("mask_kind", c_int),
+                ("mask_stride_b", c_i64), ("mask_stride_l", c_i64), ("mask_stride_s", c_i64), ("is_causal", c_int),
+                ("scale", c_float), ("out", c_ptr), ("lse", c_ptr), ("gout", c_ptr), ("delta", c_ptr), ("gq", c_ptr),
+                ("gk", c_ptr), ("gv", c_ptr)]
+
+
+def _ptr(a):
+    return None if a is None else a.ctypes.data
+
+
+def _f32(a):
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def sdpa(lib, q, k, v, mask, causal, scale, gout, version):
+    """(out, lse, gq, gk, gv) from tg_cuda_sdpa_forward / _backward on (B, L, E) etc. arrays;
+    mask None or a 3-D array with dims 1 or full (bool or float)."""
+    q, k, v, gout = _f32(q), _f32(k), _f32(v), _f32(gout)
+    B, L, E = q.shape
+    S, Ev = v.shape[1], v.shape[2]
+    a = TgSdpa(batch=B, q_len=L, kv_len=S, head_dim=E, v_dim=Ev, dtype=0, q=_ptr(q), k=_ptr(k), v=_ptr(v),
+               is_causal=int(causal), scale=scale)
+    if mask is not None:
+        mask = np.ascontiguousarray(mask if mask.dtype == np.bool_ else mask.astype(np.float32))
+        mb, ml, ms = mask.shape
+        a.mask, a.mask_kind = _ptr(mask), 1 if mask.dtype == np.bool_ else 2
+        a.mask_stride_b, a.mask_stride_l, a.mask_stride_s = (0 if mb == 1 else ml * ms), (0 if ml == 1 else ms), \
+            (0 if ms == 1 else 1)
+    out = np.full((B, L, Ev), 7.0, np.float32)
+    lse = np.full((B, L), 7.0, np.float32)
+    a.out, a.lse = _ptr(out), _ptr(lse)
+    assert lib.tg_cuda_sdpa_forward(ctypes.byref(a), version, None) == 0
+    delta = np.full((B, L), 7.0, np.float32)
+    gq, gk, gv = np.full(q.shape, 7.0, np.float32), np.full(k.shape, 7.0, np.float32), np.full(v.shape, 7.0, np.float32)
+    a.gout, a.delta, a.gq, a.gk, a.gv = _ptr(gout), _ptr(delta), _ptr(gq), _ptr(gk), _ptr(gv)
+    assert lib.tg_cuda_sdpa_backward(ctypes.byref(a), version, None) == 0
+    return out, lse, gq, gk, gv
+
+
+def cross_entropy(lib, logits, target, weight, ignore_index, smoothing, grow):
+    """(loss, lse, error, glogits) from tg_cuda_cross_entropy / _backward."""
+    logits, grow = _f32(logits), _f32(grow)
+    target = np.ascontiguousarray(target, dtype=np.int64)
+    weight = None if weight is None else _f32(weight)
+    rows, classes = logits.shape
+    loss, lse = np.full(rows, 7.0, np.float32), np.full(rows, 7.0, np.float32)
+    error = np.zeros(1, np.int32)
+    assert lib.tg_cuda_cross_entropy(_ptr(logits), _ptr(target), _ptr(weight), _ptr(loss), _ptr(lse), _ptr(error),
+                                     c_i64(rows), c_i64(classes), c_i64(ignore_index), c_float(smoothing), None) == 0
+    glogits = np.full(logits.shape, 7.0, np.float32)
+    assert lib.tg_cuda_cross_entropy_backward(_ptr(logits), _ptr(lse), _ptr(target), _ptr(weight), _ptr(grow),
+                                              _ptr(glogits), c_i64(rows), c_i64(classes), c_i64(ignore_index),
+                                              c_float(smoothing), None) == 0
+    return loss, lse, int(error[0]), glogits
+
+
+def load(path):
+    lib = ctypes.CDLL(str(path))
+    sdpa_args = [ctypes.POINTER(TgSdpa), c_int, c_ptr]
+    signatures = {
+        "tg_cuda_sdpa_forward": sdpa_args,
+        "tg_cuda_sdpa_backward": sdpa_args,
+        "tg_cuda_cross_entropy": [c_ptr] * 6 + [c_i64, c_i64, c_i64, c_float, c_ptr],
+        "tg_cuda_cross_entropy_backward": [c_ptr] * 6 + [c_i64, c_i64, c_i64, c_float, c_ptr],
+    }
+    for name, argtypes in signatures.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = c_int, argtypes
+    return lib
