@@ -258,11 +258,8 @@ WRAPPER_MASKS = [None, ("bool", (11, 13)), ("float", (3, 11, 13)), ("bool", (2, 
                  ("float", (2, 3, 1, 13)), ("bool", (1, 3, 11, 1)), ("float", (13,))]
 
 
-@pytest.mark.cuda
-@pytest.mark.parametrize("mask_spec", WRAPPER_MASKS, ids=str)
-@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-def test_wrappers_broadcast_masks(cp, rng, mask_spec, causal):
-    from tilegrad.backends import cuda as backend
+def wrapper_masks_case(cp, backend, rng, mask_spec, causal):
+    """(2, 3, L, E) inputs with a mask broadcast in each way the wrappers flatten natively."""
     q, k, v = rng.normal(2, 3, 11, 16), rng.normal(2, 3, 13, 16), rng.normal(2, 3, 13, 9)
     mask = None if mask_spec is None else random_mask(rng, *mask_spec)
     if mask is not None:
@@ -270,22 +267,32 @@ def test_wrappers_broadcast_masks(cp, rng, mask_spec, causal):
     check_wrappers(cp, backend, rng, q, k, v, mask, causal, 0.3)
 
 
-@pytest.mark.cuda
-def test_wrappers_fall_back(cp, rng):
-    # Head dims above 128, float64, an int mask: the reference runs, with the same results.
-    from tilegrad.backends import cuda as backend
-    check_wrappers(cp, backend, rng, rng.normal(2, 9, 129), rng.normal(2, 7, 129), rng.normal(2, 7, 5), None, False, 0.1)
+def wrapper_fallback_case(cp, backend, rng):
+    """Head dims above 128, float64, an integer (additive) mask: the reference runs, with the same
+    results; a float16 mask is cast to float32 for the kernels; non-contiguous inputs."""
+    q, k, v = rng.normal(2, 9, 129), rng.normal(2, 7, 129), rng.normal(2, 7, 5)
+    check_wrappers(cp, backend, rng, q, k, v, None, False, 0.1)
     q, k, v = (rng.normal(2, 9, 6).astype(np.float64) for _ in range(3))
     check_wrappers(cp, backend, rng, q, k, v, None, True, 0.5)
-    check_wrappers(cp, backend, rng, rng.normal(9, 6), rng.normal(7, 6), rng.normal(7, 3),
-                   np.ones((9, 7), np.float16), False, 0.5)
+    q, k, v = rng.normal(9, 6), rng.normal(7, 6), rng.normal(7, 3)
+    check_wrappers(cp, backend, rng, q, k, v, rng.gen.integers(-1, 2, (9, 7)).astype(np.int8), False, 0.5)
+    check_wrappers(cp, backend, rng, q, k, v, rng.normal(9, 7).astype(np.float16), False, 0.5)
+    q, k, v = rng.normal(2, 20, 8), rng.normal(2, 6, 8), rng.normal(2, 6, 5)
+    check_wrappers(cp, backend, rng, q, k, v, rng.normal(20, 6), True, 0.5, views=True)
 
 
 @pytest.mark.cuda
-def test_wrappers_non_contiguous(cp, rng):
+@pytest.mark.parametrize("mask_spec", WRAPPER_MASKS, ids=str)
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_wrappers_broadcast_masks(cp, rng, mask_spec, causal):
     from tilegrad.backends import cuda as backend
-    q, k, v = rng.normal(2, 20, 8), rng.normal(2, 6, 8), rng.normal(2, 6, 5)
-    check_wrappers(cp, backend, rng, q, k, v, rng.normal(20, 6), True, 0.5, views=True)
+    wrapper_masks_case(cp, backend, rng, mask_spec, causal)
+
+
+@pytest.mark.cuda
+def test_wrappers_fall_back_and_views(cp, rng):
+    from tilegrad.backends import cuda as backend
+    wrapper_fallback_case(cp, backend, rng)
 
 
 def strided_copy(cp, a):

@@ -14,11 +14,14 @@ import math
 import os
 import shutil
 import subprocess
+import types
 
 import numpy as np
 import pytest
 
 from .cuda_emu import emulate, harness
+from . import test_cuda_attention as attention_tests
+from . import test_cuda_loss as loss_tests
 from .test_cuda_attention import assert_close, attention_grads_ref, attention_ref, random_mask
 from .test_cuda_loss import assert_close as assert_close_ce
 from .test_cuda_loss import cross_entropy_ref, make_case
@@ -104,6 +107,34 @@ def test_cross_entropy(lib, rng, classes, weighted, ignore_index, smoothing):
     assert_close_ce(loss[ok], want[0], "loss", rng, classes)
     assert_close_ce(lse[ok], want[1], "lse", rng, classes)
     assert_close_ce(g[ok], want[2], "glogits", rng, classes)
+
+
+# ---- the CUDA backend's wrappers, with NumPy as CuPy and the emulated kernels as tilegrad._cuda ----
+
+NUMPY_AS_CUPY = types.SimpleNamespace(asarray=np.asarray, asnumpy=np.asarray)
+
+
+@pytest.fixture
+def backend(lib, monkeypatch):
+    from tilegrad.backends import cuda
+    monkeypatch.setattr(cuda, "_cuda", harness.FakeCudaModule(lib))
+    monkeypatch.setattr(cuda, "_cupy", lambda: np)
+    monkeypatch.setattr(cuda, "_stream", lambda: 0)
+    return cuda
+
+
+@pytest.mark.parametrize("mask_spec", attention_tests.WRAPPER_MASKS, ids=str)
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_attention_wrappers(backend, rng, mask_spec, causal):
+    attention_tests.wrapper_masks_case(NUMPY_AS_CUPY, backend, rng, mask_spec, causal)
+
+
+def test_attention_wrappers_fall_back_and_views(backend, rng):
+    attention_tests.wrapper_fallback_case(NUMPY_AS_CUPY, backend, rng)
+
+
+def test_cross_entropy_wrappers(backend, rng):
+    loss_tests.wrapper_case(NUMPY_AS_CUPY, backend, rng)
 
 
 def test_no_data_races(tmp_path):

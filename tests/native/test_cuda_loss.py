@@ -161,9 +161,8 @@ def test_extreme_logits(cp, rng):
     assert (run_kernels(cp, logits, target, weight, -100, 0.2, grow)[0] == np.inf).all()  # as the reference
 
 
-@pytest.mark.cuda
-def test_wrappers(cp, rng):
-    from tilegrad.backends import cuda as backend
+def wrapper_case(cp, backend, rng):
+    """int64 and int32 targets, the float64 fallback, and IndexError for a target out of range."""
     logits, target, weight, grow = make_case(rng, 40, 13, True, 5)
     for dtype in (np.int64, np.int32):
         loss, lse = backend.cross_entropy_forward(cp.asarray(logits), cp.asarray(target.astype(dtype)),
@@ -173,13 +172,18 @@ def test_wrappers(cp, rng):
         want = cross_entropy_ref(logits, target, weight, 5, 0.1, grow)
         assert_close(cp.asnumpy(loss), want[0], "loss", rng, 13)
         assert_close(cp.asnumpy(g), want[2], "glogits", rng, 13)
-    # float64 goes to the reference
     loss, _ = backend.cross_entropy_forward(cp.asarray(logits.astype(np.float64)), cp.asarray(target), None, 5, 0.0)
     assert loss.dtype == np.float64
     assert_close(cp.asnumpy(loss), cross_entropy_ref(logits, target, None, 5, 0.0, grow)[0], "loss", rng)
     target[3] = 13
     with pytest.raises(IndexError, match="out of bounds"):
         backend.cross_entropy_forward(cp.asarray(logits), cp.asarray(target), None, 5, 0.0)
+
+
+@pytest.mark.cuda
+def test_wrappers(cp, rng):
+    from tilegrad.backends import cuda as backend
+    wrapper_case(cp, backend, rng)
 
 
 # ---- binding validation on fake arrays (no GPU needed) ---------------------------------------

@@ -22,28 +22,47 @@ def _f32(a):
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
-def sdpa(lib, q, k, v, mask, causal, scale, gout, version):
-    """(out, lse, gq, gk, gv) from tg_cuda_sdpa_forward / _backward on (B, L, E) etc. arrays;
-    mask None or a 3-D array with dims 1 or full (bool or float)."""
-    q, k, v, gout = _f32(q), _f32(k), _f32(v), _f32(gout)
+def _sdpa_args(q, k, v, mask, causal, scale):
+    """The TgSdpa of C-contiguous float32 (B, L, E), (B, S, E), (B, S, Ev) arrays; mask None or
+    3-D with dims 1 or full (bool or float32)."""
     B, L, E = q.shape
     S, Ev = v.shape[1], v.shape[2]
     a = TgSdpa(batch=B, q_len=L, kv_len=S, head_dim=E, v_dim=Ev, dtype=0, q=_ptr(q), k=_ptr(k), v=_ptr(v),
                is_causal=int(causal), scale=scale)
     if mask is not None:
-        mask = np.ascontiguousarray(mask if mask.dtype == np.bool_ else mask.astype(np.float32))
         mb, ml, ms = mask.shape
         a.mask, a.mask_kind = _ptr(mask), 1 if mask.dtype == np.bool_ else 2
         a.mask_stride_b, a.mask_stride_l, a.mask_stride_s = (0 if mb == 1 else ml * ms), (0 if ml == 1 else ms), \
             (0 if ms == 1 else 1)
-    out = np.full((B, L, Ev), 7.0, np.float32)
-    lse = np.full((B, L), 7.0, np.float32)
+    return a
+
+
+def sdpa_forward_into(lib, q, k, v, mask, causal, scale, out, lse, version):
+    a = _sdpa_args(q, k, v, mask, causal, scale)
     a.out, a.lse = _ptr(out), _ptr(lse)
     assert lib.tg_cuda_sdpa_forward(ctypes.byref(a), version, None) == 0
+
+
+def sdpa_backward_into(lib, q, k, v, mask, causal, scale, out, lse, gout, delta, gq, gk, gv, version):
+    a = _sdpa_args(q, k, v, mask, causal, scale)
+    a.out, a.lse, a.gout, a.delta = _ptr(out), _ptr(lse), _ptr(gout), _ptr(delta)
+    a.gq, a.gk, a.gv = _ptr(gq), _ptr(gk), _ptr(gv)
+    assert lib.tg_cuda_sdpa_backward(ctypes.byref(a), version, None) == 0
+
+
+def sdpa(lib, q, k, v, mask, causal, scale, gout, version):
+    """(out, lse, gq, gk, gv) from the forward and backward kernels; outputs start as 7.0, so
+    anything not written shows."""
+    q, k, v, gout = _f32(q), _f32(k), _f32(v), _f32(gout)
+    if mask is not None:
+        mask = np.ascontiguousarray(mask if mask.dtype == np.bool_ else mask.astype(np.float32))
+    B, L, _ = q.shape
+    out = np.full((B, L, v.shape[2]), 7.0, np.float32)
+    lse = np.full((B, L), 7.0, np.float32)
+    sdpa_forward_into(lib, q, k, v, mask, causal, scale, out, lse, version)
     delta = np.full((B, L), 7.0, np.float32)
     gq, gk, gv = np.full(q.shape, 7.0, np.float32), np.full(k.shape, 7.0, np.float32), np.full(v.shape, 7.0, np.float32)
-    a.gout, a.delta, a.gq, a.gk, a.gv = _ptr(gout), _ptr(delta), _ptr(gq), _ptr(gk), _ptr(gv)
-    assert lib.tg_cuda_sdpa_backward(ctypes.byref(a), version, None) == 0
+    sdpa_backward_into(lib, q, k, v, mask, causal, scale, out, lse, gout, delta, gq, gk, gv, version)
     return out, lse, gq, gk, gv
 
 
@@ -77,3 +96,40 @@ def load(path):
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = c_int, argtypes
     return lib
+
+
+class FakeCudaModule:
+    """Stands in for tilegrad._cuda with the emulated kernels on NumPy arrays (the bindings' names
+    and argument order; no validation), so the CUDA backend's wrappers can run on the CPU."""
+
+    def __init__(self, lib):
+        self.lib = lib
+
+    @staticmethod
+    def _check(*arrays):
+        """What the bindings would insist on: C-contiguous arrays of the kernels' dtypes."""
+        for a in arrays:
+            assert a is None or (a.flags.c_contiguous and a.dtype in (np.float32, np.int64, np.int32, np.bool_)), a
+
+    def sdpa_forward(self, q, k, v, mask, is_causal, scale, out, lse, stream=0, version=2, dtype=None):
+        self._check(q, k, v, mask, out, lse)
+        assert all(a.dtype == np.float32 for a in (q, k, v, out, lse))
+        sdpa_forward_into(self.lib, q, k, v, mask, is_causal, scale, out, lse, version or 2)
+
+    def sdpa_backward(self, q, k, v, mask, is_causal, scale, out, lse, gout, delta, gq, gk, gv, stream=0, version=2,
+                      dtype=None):
+        self._check(q, k, v, mask, out, lse, gout, delta, gq, gk, gv)
+        sdpa_backward_into(self.lib, q, k, v, mask, is_causal, scale, out, lse, gout, delta, gq, gk, gv, version or 2)
+
+    def cross_entropy_forward(self, logits, target, weight, ignore_index, smoothing, loss, lse, error, stream=0):
+        self._check(logits, target, weight, loss, lse, error)
+        assert target.dtype == np.int64 and error.dtype == np.int32
+        assert self.lib.tg_cuda_cross_entropy(_ptr(logits), _ptr(target), _ptr(weight), _ptr(loss), _ptr(lse),
+                                              _ptr(error), *logits.shape, ignore_index, smoothing, None) == 0
+
+    def cross_entropy_backward(self, logits, lse, target, weight, ignore_index, smoothing, grow, glogits, stream=0):
+        self._check(logits, lse, target, weight, grow, glogits)
+        assert target.dtype == np.int64
+        assert self.lib.tg_cuda_cross_entropy_backward(_ptr(logits), _ptr(lse), _ptr(target), _ptr(weight),
+                                                       _ptr(grow), _ptr(glogits), *logits.shape, ignore_index,
+                                                       smoothing, None) == 0
