@@ -3,12 +3,14 @@ scaled_dot_product_attention and a materialised CuPy softmax, at B4 H16 S4096 D1
 causal and not, forward and forward+backward. On a GPU machine, after building with CUDA:
 
     PYTHONPATH=pkg python bench/attention_gpu.py [--shape B,H,S,D] [--repeats N] [--versions 1,2]
+    PYTHONPATH=pkg python bench/attention_gpu.py --dtype float16      # the tensor-core forward (v3)
 
 Every kernel is first checked against a float64 reference on a smaller problem (B1 H2 S333 of the
 same D), then timed with CUDA events: the median of N runs after a warm-up, in ms, with TFLOP/s
 counted as 4 B H L S D for the forward and 2.5 times that for the backward (halved under
 is_causal), FlashAttention's convention. PyTorch runs if it is installed with CUDA; its float32
-SDPA uses TF32 matmuls only if allowed, which this script does not allow.
+SDPA uses TF32 matmuls only if allowed, which this script does not allow. With --dtype float16
+only the forward is timed (tilegrad's float16 backward runs the float32 kernels on copies).
 """
 import argparse
 import math
@@ -20,7 +22,8 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--shape", default="4,16,4096,128", help="B,H,S,D (L = S)")
     p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--versions", default="2", help="tilegrad kernel versions to time (1 is slow)")
+    p.add_argument("--versions", default="2", help="float32 kernel versions to time (1 is slow)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     return p.parse_args()
 
 
@@ -101,11 +104,37 @@ def torch_fns(q, k, v, causal):
     return forward, both
 
 
+def half_forward(cp, _cuda, args, B, H, S, D):
+    """float16: the v3 forward against a float64 reference, then timed beside PyTorch's."""
+    rng = np.random.default_rng(0)
+    for causal in (False, True):
+        small = [cp.asarray(rng.standard_normal((2, 333, D)).astype(np.float16)) for _ in range(3)]
+        out, lse = cp.empty_like(small[0]), cp.empty((2, 333), cp.float32)
+        _cuda.sdpa_forward(*small, None, causal, 1 / math.sqrt(D), out, lse)
+        want = reference(cp, *(a.astype(cp.float32) for a in small), causal, small[0].astype(cp.float32))[0]
+        err = float(cp.abs(out.astype(cp.float64) - want).max())
+        if not err < 1e-2:
+            raise SystemExit(f"float16 causal={causal}: out off by {err:.2e}; not timed")
+        q, k, v = (cp.asarray(rng.standard_normal((B * H, S, D)).astype(np.float16)) for _ in range(3))
+        out, lse = cp.empty_like(q), cp.empty((B * H, S), cp.float32)
+        ms = time_ms(cp, lambda: _cuda.sdpa_forward(q, k, v, None, causal, 1 / math.sqrt(D), out, lse), args.repeats)
+        flops = 4 * B * H * S * S * D / (2 if causal else 1)
+        print(f"causal={causal}\n  tilegrad v3     forward {ms:8.2f} ms {flops / ms / 1e9:6.1f} TFLOP/s")
+        peer = torch_fns(q.reshape(B, H, S, D), k.reshape(B, H, S, D), v.reshape(B, H, S, D), causal)
+        if peer is not None:
+            tms = time_ms(cp, peer[0], args.repeats)
+            print(f"  torch sdpa      forward {tms:8.2f} ms {flops / tms / 1e9:6.1f} TFLOP/s   "
+                  f"(tilegrad / torch: {ms / tms:.2f}x time)")
+
+
 def main():
     args = parse_args()
     import cupy as cp
     from tilegrad import _cuda
     B, H, S, D = (int(n) for n in args.shape.split(","))
+    if args.dtype == "float16":
+        print(f"B{B} H{H} S{S} D{D} float16 on {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}")
+        return half_forward(cp, _cuda, args, B, H, S, D)
     rng = np.random.default_rng(0)
     q, k, v = (cp.asarray(rng.standard_normal((B * H, S, D), np.float32)) for _ in range(3))
     print(f"B{B} H{H} S{S} D{D} float32 on {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}")

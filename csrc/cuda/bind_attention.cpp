@@ -3,9 +3,11 @@
 //
 // Element types: q, k, v, out, gout, gq, gk, gv share one: float32 ('<f4'), float16 ('<f2') or
 // bfloat16, which CUDA array producers without a bfloat16 type (CuPy) hand over as uint16
-// ('<u2'): such arrays are accepted only with dtype="bfloat16" said explicitly. Only float32
-// kernels exist so far; float16 / bfloat16 raise TypeError before any launch. lse and delta are
-// float32; the mask is bool ('|b1', true = may attend) or float32 (added to the scores).
+// ('<u2'): such arrays are accepted only with dtype="bfloat16" said explicitly. float32 has
+// the forward and backward kernels v1 and v2; float16 / bfloat16 only the forward v3 (tensor
+// cores, E == Ev == 64 or 128, 4-byte aligned arrays); their backward raises TypeError (run it in
+// float32, as the CUDA backend's wrapper does). lse and delta are float32; the mask is bool
+// ('|b1', true = may attend) or float32 (added to the scores).
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
@@ -27,14 +29,16 @@ const ArrayType kFloat16{"<f2", "float16", 2};
 const ArrayType kBFloat16{"<u2", "bfloat16 (as uint16)", 2};
 const ArrayType kBool{"|b1", "bool", 1};
 
-constexpr int kSdpaDefault = 2;  // the tiled kernels
-constexpr int kSdpaVersions = 2;
+constexpr int kSdpaDefault = 2;      // the tiled float32 kernels
+constexpr int kSdpaHalfVersion = 3;  // the tensor-core float16 / bfloat16 forward
+constexpr int kSdpaVersions = 3;
+const char* const kDtypeNames[] = {"float32", "float16", "bfloat16"};
 
 using Named = std::vector<std::pair<const char*, const DevArray*>>;
 
 // The element type of q (and of every array of its kind): TG_DTYPE_*.
 int resolve_dtype(const char* fn, const DevArray& q, const py::object& dtype_obj) {
-  static const char* names[] = {"float32", "float16", "bfloat16"};
+  const char* const* names = kDtypeNames;
   int wanted = -1;
   if (!dtype_obj.is_none()) {
     if (!py::isinstance<py::str>(dtype_obj)) {
@@ -57,10 +61,21 @@ int resolve_dtype(const char* fn, const DevArray& q, const py::object& dtype_obj
   if (wanted >= 0 && wanted != got) {
     throw py::type_error(std::string(fn) + ": dtype='" + names[wanted] + "' but argument 'q' holds " + names[got]);
   }
-  if (got != TG_DTYPE_F32) {
-    throw py::type_error(std::string(fn) + ": only float32 attention kernels exist so far, got " + names[got]);
-  }
   return got;
+}
+
+// float16 / bfloat16 arrays of the tensor-core kernel: E == Ev == 64 or 128, 4-byte aligned.
+void check_half_layout(const char* fn, const TgSdpa& a, const Named& arrays) {
+  if (a.head_dim != a.v_dim || (a.head_dim != 64 && a.head_dim != 128)) {
+    throw py::value_error(std::string(fn) + ": the " + kDtypeNames[a.dtype] + " kernel needs E == Ev == 64 or 128, " +
+                          "got E " + std::to_string(a.head_dim) + ", Ev " + std::to_string(a.v_dim));
+  }
+  for (const auto& named : arrays) {
+    if (named.second->ptr % 4 != 0) {
+      throw py::value_error(std::string(fn) + ": argument '" + named.first + "' must be 4-byte aligned for the " +
+                            kDtypeNames[a.dtype] + " kernel");
+    }
+  }
 }
 
 const ArrayType& type_of(int dtype) {
@@ -133,13 +148,20 @@ Named input_list(const Inputs& in) {
   return ins;
 }
 
-int check_version(const char* fn, const py::object& version_obj) {
+// Versions 1 and 2 are float32 kernels, 3 the float16 / bfloat16 one; 0 picks the default.
+int check_version(const char* fn, const py::object& version_obj, int dtype) {
   const int64_t version = check_int(fn, "version", version_obj);
   if (version < 0 || version > kSdpaVersions) {
     throw py::value_error(std::string(fn) + ": version must be 0 (the default kernel) or 1.." +
                           std::to_string(kSdpaVersions) + ", got " + std::to_string(version));
   }
-  return version == 0 ? kSdpaDefault : static_cast<int>(version);
+  const bool half = dtype != TG_DTYPE_F32;
+  if (version == 0) return half ? kSdpaHalfVersion : kSdpaDefault;
+  if (half != (version == kSdpaHalfVersion)) {
+    throw py::type_error(std::string(fn) + ": version " + std::to_string(version) + " does not take " +
+                         kDtypeNames[dtype] + " (versions 1 and 2: float32; 3: float16 / bfloat16)");
+  }
+  return static_cast<int>(version);
 }
 
 void sdpa_forward(const py::object& q, const py::object& k, const py::object& v, const py::object& mask,
@@ -154,8 +176,9 @@ void sdpa_forward(const py::object& q, const py::object& k, const py::object& v,
   check_shape(fn, "out", out, {a.batch, a.q_len, a.v_dim});
   check_shape(fn, "lse", lse, {a.batch, a.q_len});
   check_disjoint(fn, {{"out", &out}, {"lse", &lse}}, input_list(in));
+  if (a.dtype != TG_DTYPE_F32) check_half_layout(fn, a, {{"q", &in.q}, {"k", &in.k}, {"v", &in.v}, {"out", &out}});
   void* stream = to_stream(fn, stream_obj);
-  const int version = check_version(fn, version_obj);
+  const int version = check_version(fn, version_obj, a.dtype);
   a.out = reinterpret_cast<void*>(out.ptr);
   a.lse = mptr(lse);
   if (a.batch == 0 || a.q_len == 0) return;
@@ -175,6 +198,10 @@ void sdpa_backward(const py::object& q, const py::object& k, const py::object& v
   const char* fn = "tilegrad._cuda.sdpa_backward";
   Inputs in = check_inputs(fn, q, k, v, mask, is_causal, scale, dtype_obj);
   TgSdpa& a = in.a;
+  if (a.dtype != TG_DTYPE_F32) {
+    throw py::type_error(std::string(fn) + ": no " + kDtypeNames[a.dtype] + " backward kernel; run the backward " +
+                         "on float32 copies (the CUDA backend's sdpa_backward does)");
+  }
   const ArrayType& t = type_of(a.dtype);
   DevArray out = check_typed_array(fn, "out", out_obj, false, {t});
   DevArray lse = check_array(fn, "lse", lse_obj, false);
@@ -195,7 +222,7 @@ void sdpa_backward(const py::object& q, const py::object& k, const py::object& v
   ins.insert(ins.end(), {{"out", &out}, {"lse", &lse}, {"gout", &gout}});
   check_disjoint(fn, {{"delta", &delta}, {"gq", &gq}, {"gk", &gk}, {"gv", &gv}}, ins);
   void* stream = to_stream(fn, stream_obj);
-  const int version = check_version(fn, version_obj);
+  const int version = check_version(fn, version_obj, a.dtype);
   a.out = reinterpret_cast<void*>(out.ptr);
   a.lse = const_cast<float*>(cptr(lse));  // read only by the backward
   a.gout = reinterpret_cast<const void*>(gout.ptr);
@@ -223,13 +250,14 @@ void tg::cuda_glue::bind_attention(py::module_& m) {
         "E, Ev <= 128; lse (B, L) float32 receives each row's log-sum-exp. mask: None, bool (True = may "
         "attend) or float32 (added), shaped (B, L, S) with any dim 1 to broadcast. is_causal keeps "
         "key <= query (top-left). A row with no key allowed gets NaN and lse -inf. Outputs overlap "
-        "nothing. version: 0 the default (tiled) kernel, 1 the simple one, 2 the tiled one. dtype: None "
-        "(from q) or 'float32'; uint16 arrays need dtype='bfloat16' (no bfloat16 kernels yet).");
+        "nothing. float32: version 0 or 2 the tiled kernel, 1 the simple one. float16 / bfloat16: version 0 "
+        "or 3, tensor cores, E == Ev == 64 or 128, 4-byte aligned q, k, v, out. dtype: None (from q), "
+        "'float32', 'float16' or 'bfloat16'; uint16 arrays are bfloat16 and need dtype='bfloat16'.");
   m.def("sdpa_backward", &sdpa_backward, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask"),
         py::arg("is_causal"), py::arg("scale"), py::arg("out"), py::arg("lse"), py::arg("gout"), py::arg("delta"),
         py::arg("gq"), py::arg("gk"), py::arg("gv"), py::arg("stream") = 0, py::kw_only(), py::arg("version") = 0,
         py::arg("dtype") = py::none(),
         "Gradients of sdpa_forward from its out and lse: gq, gk, gv (shaped like q, k, v). delta (B, L) "
         "float32 is scratch (receives rowsum(gout * out)). Rows with no key allowed add nothing and get "
-        "gq 0. Outputs overlap nothing.");
+        "gq 0. Outputs overlap nothing. float32 only (version 0 or 2: tiled, 1: simple).");
 }

@@ -28,7 +28,7 @@ from .test_cuda_loss import cross_entropy_ref, make_case
 
 pytestmark = pytest.mark.slow
 
-SOURCES = ["attention.cu", "attention_simple.cu", "attention_tiled.cu", "cross_entropy.cu"]
+SOURCES = ["attention.cu", "attention_simple.cu", "attention_tiled.cu", "attention_mma.cu", "cross_entropy.cu"]
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,24 @@ def test_attention_empty_dims(lib, rng, version):
     assert (gk == 0).all() and (gv == 0).all()
 
 
+HALF_SHAPES = [(1, 1, 1, 64), (2, 63, 65, 64), (1, 65, 130, 128), (1, 130, 70, 128)]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", HALF_SHAPES, ids=["x".join(map(str, s)) for s in HALF_SHAPES])
+def test_half_forward(lib, rng, shape, causal, dtype):
+    # The tensor-core kernel, its mma.sync fragments emulated from the PTX ISA's layouts.
+    B, L, S, D = shape
+    (q, q32), (k, k32), (v, v32) = attention_tests.half_inputs(rng, dtype, (B, L, D), (B, S, D), (B, S, D))
+    mask = random_mask(rng, "bool", (B, L, S), dead_rows=2) if L > 2 else None
+    out, lse = harness.sdpa_forward_16(lib, q, k, v, mask, causal, 1 / math.sqrt(D), dtype == "bfloat16")
+    want_out, want_lse, _ = attention_ref(q32, k32, v32, mask, causal, 1 / math.sqrt(D))
+    rtol, atol = attention_tests.HALF_TOL[dtype]
+    assert_close(out, want_out, f"{dtype} out", rng, rtol=rtol, atol=atol)
+    assert_close(lse, want_lse, f"{dtype} lse", rng, terms=S)
+
+
 @pytest.mark.parametrize("classes", [1, 33, 1025, 9001])
 @pytest.mark.parametrize("weighted,ignore_index,smoothing", [(False, -100, 0.0), (True, 3, 0.1), (True, 0, 1.0)])
 def test_cross_entropy(lib, rng, classes, weighted, ignore_index, smoothing):
@@ -131,6 +149,10 @@ def test_attention_wrappers(backend, rng, mask_spec, causal):
 
 def test_attention_wrappers_fall_back_and_views(backend, rng):
     attention_tests.wrapper_fallback_case(NUMPY_AS_CUPY, backend, rng)
+
+
+def test_attention_wrappers_half(backend, rng):
+    attention_tests.wrapper_half_case(NUMPY_AS_CUPY, backend, rng)
 
 
 def test_cross_entropy_wrappers(backend, rng):

@@ -236,23 +236,59 @@ def _sdpa_scale(q, scale):
     return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
 
 
+F16 = np.dtype(np.float16)
+
+
+def _sdpa_half(q, k, v):
+    """float16 q, k, v of one leading shape that fit (..., L, E), (..., S, E), (..., S, Ev)."""
+    return all(a.dtype == F16 and a.ndim >= 2 and a.shape[:-2] == q.shape[:-2] for a in (q, k, v)) \
+        and k.shape[-1] == q.shape[-1] and v.shape[-2] == k.shape[-2]
+
+
+def _aligned4(a):
+    """a C-contiguous and 4-byte aligned (the 16-bit kernels move 32 bits at a time)."""
+    a = _c(a)
+    # CuPy's address; NumPy's where tests run these wrappers on the CPU emulation of the kernels
+    address = a.data.ptr if hasattr(a.data, "ptr") else a.ctypes.data
+    return a if address % 4 == 0 else a.copy()
+
+
+def _f32(*arrays):
+    return [a.astype(F32) for a in arrays]
+
+
 def sdpa_forward(q, k, v, mask, is_causal, scale):
-    """(out, lse): out (..., L, Ev) and lse (..., L) float32 (see reference_fused)."""
+    """(out, lse): out (..., L, Ev) of q's dtype and lse (..., L) float32 (see reference_fused).
+    float32 runs the tiled kernels; float16 the tensor-core kernel when E == Ev == 64 or 128,
+    else the float32 kernels on float32 copies."""
     lead, (length, _), source = q.shape[:-2], q.shape[-2:], k.shape[-2]
-    mask3 = None if mask is None or not _sdpa_covered(q, k, v) else _sdpa_mask(mask, lead, length, source)
-    if not _sdpa_covered(q, k, v) or (mask is not None and mask3 is None):
+    if _sdpa_half(q, k, v):
+        if q.shape[-1] != v.shape[-1] or q.shape[-1] not in (64, 128):
+            out, lse = sdpa_forward(*_f32(q, k, v), mask, is_causal, _sdpa_scale(q, scale))
+            return out.astype(q.dtype), lse
+        dtype, store = F16, _aligned4
+    else:
+        dtype, store = F32, _c
+    native = dtype == F16 or _sdpa_covered(q, k, v)
+    mask3 = None if mask is None or not native else _sdpa_mask(mask, lead, length, source)
+    if not native or (mask is not None and mask3 is None):
         return _ref("sdpa_forward")(q, k, v, mask, is_causal, scale)
     cp = _cupy()
     batch, e, ev = math.prod(lead), q.shape[-1], v.shape[-1]
-    q3, k3, v3 = _c(q).reshape(batch, length, e), _c(k).reshape(batch, source, e), _c(v).reshape(batch, source, ev)
-    out = cp.empty((batch, length, ev), F32)
+    q3, k3, v3 = store(q).reshape(batch, length, e), store(k).reshape(batch, source, e), \
+        store(v).reshape(batch, source, ev)
+    out = cp.empty((batch, length, ev), dtype)
     lse = cp.empty((batch, length), F32)
     _cuda.sdpa_forward(q3, k3, v3, mask3, bool(is_causal), _sdpa_scale(q, scale), out, lse, stream=_stream())
     return out.reshape(lead + (length, ev)), lse.reshape(lead + (length,))
 
 
 def sdpa_backward(q, k, v, mask, is_causal, scale, out, lse, gout):
-    """(gq, gk, gv) from sdpa_forward's out and lse and the gradient gout of out."""
+    """(gq, gk, gv) from sdpa_forward's out and lse and the gradient gout of out. float16 inputs
+    run the float32 kernels on float32 copies (there is no 16-bit backward kernel)."""
+    if _sdpa_half(q, k, v) and out.dtype == F16 and gout.dtype == F16:
+        grads = sdpa_backward(*_f32(q, k, v), mask, is_causal, _sdpa_scale(q, scale), *_f32(out), lse, *_f32(gout))
+        return tuple(g.astype(F16) for g in grads)
     lead, (length, _), source = q.shape[:-2], q.shape[-2:], k.shape[-2]
     rows = lead + (length,)
     covered = _sdpa_covered(q, k, v) and elementwise_covered(out, gout) and out.shape == rows + v.shape[-1:] \

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#define TG_CUDA_EMULATION 1
 #define __global__
 #define __device__
 #define __host__

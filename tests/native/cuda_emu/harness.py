@@ -22,12 +22,13 @@ def _f32(a):
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
-def _sdpa_args(q, k, v, mask, causal, scale):
-    """The TgSdpa of C-contiguous float32 (B, L, E), (B, S, E), (B, S, Ev) arrays; mask None or
-    3-D with dims 1 or full (bool or float32)."""
+def _sdpa_args(q, k, v, mask, causal, scale, dtype=0):
+    """The TgSdpa of C-contiguous (B, L, E), (B, S, E), (B, S, Ev) arrays (float32, or the raw
+    16-bit values of float16 / bfloat16: dtype 1 / 2); mask None or 3-D with dims 1 or full
+    (bool or float32)."""
     B, L, E = q.shape
     S, Ev = v.shape[1], v.shape[2]
-    a = TgSdpa(batch=B, q_len=L, kv_len=S, head_dim=E, v_dim=Ev, dtype=0, q=_ptr(q), k=_ptr(k), v=_ptr(v),
+    a = TgSdpa(batch=B, q_len=L, kv_len=S, head_dim=E, v_dim=Ev, dtype=dtype, q=_ptr(q), k=_ptr(k), v=_ptr(v),
                is_causal=int(causal), scale=scale)
     if mask is not None:
         mb, ml, ms = mask.shape
@@ -37,10 +38,33 @@ def _sdpa_args(q, k, v, mask, causal, scale):
     return a
 
 
-def sdpa_forward_into(lib, q, k, v, mask, causal, scale, out, lse, version):
-    a = _sdpa_args(q, k, v, mask, causal, scale)
+def sdpa_forward_into(lib, q, k, v, mask, causal, scale, out, lse, version, dtype=0):
+    a = _sdpa_args(q, k, v, mask, causal, scale, dtype)
     a.out, a.lse = _ptr(out), _ptr(lse)
     assert lib.tg_cuda_sdpa_forward(ctypes.byref(a), version, None) == 0
+
+
+def to_bfloat16_bits(x):
+    """float32 values rounded to nearest even bfloat16, as uint16 bits."""
+    w = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((w + 0x7FFF + ((w >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def from_bfloat16_bits(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def sdpa_forward_16(lib, q, k, v, mask, causal, scale, bf16):
+    """The v3 forward on float16 (bf16 False: q, k, v float16 arrays) or bfloat16 (uint16 bits)
+    inputs: (out as float32, lse)."""
+    q, k, v = (np.ascontiguousarray(a).view(np.uint16) for a in (q, k, v))
+    if mask is not None:
+        mask = np.ascontiguousarray(mask if mask.dtype == np.bool_ else mask.astype(np.float32))
+    B, L, _ = q.shape
+    out = np.full((B, L, v.shape[2]), 0x7E00, np.uint16)  # NaN in both types: anything not written shows
+    lse = np.full((B, L), 7.0, np.float32)
+    sdpa_forward_into(lib, q, k, v, mask, causal, scale, out, lse, 3, 2 if bf16 else 1)
+    return (from_bfloat16_bits(out) if bf16 else out.view(np.float16).astype(np.float32)), lse
 
 
 def sdpa_backward_into(lib, q, k, v, mask, causal, scale, out, lse, gout, delta, gq, gk, gv, version):
@@ -108,17 +132,23 @@ class FakeCudaModule:
     @staticmethod
     def _check(*arrays):
         """What the bindings would insist on: C-contiguous arrays of the kernels' dtypes."""
+        kinds = (np.float32, np.float16, np.uint16, np.int64, np.int32, np.bool_)
         for a in arrays:
-            assert a is None or (a.flags.c_contiguous and a.dtype in (np.float32, np.int64, np.int32, np.bool_)), a
+            assert a is None or (a.flags.c_contiguous and a.dtype in kinds), a
 
-    def sdpa_forward(self, q, k, v, mask, is_causal, scale, out, lse, stream=0, version=2, dtype=None):
+    def sdpa_forward(self, q, k, v, mask, is_causal, scale, out, lse, stream=0, version=0, dtype=None):
         self._check(q, k, v, mask, out, lse)
-        assert all(a.dtype == np.float32 for a in (q, k, v, out, lse))
-        sdpa_forward_into(self.lib, q, k, v, mask, is_causal, scale, out, lse, version or 2)
+        kind = 2 if dtype == "bfloat16" else 1 if q.dtype == np.float16 else 0
+        assert all(a.dtype == q.dtype for a in (k, v, out)) and lse.dtype == np.float32
+        if kind:
+            assert all(a.ctypes.data % 4 == 0 for a in (q, k, v, out))
+            q, k, v, out = (a.view(np.uint16) for a in (q, k, v, out))
+        sdpa_forward_into(self.lib, q, k, v, mask, is_causal, scale, out, lse, version or (3 if kind else 2), kind)
 
     def sdpa_backward(self, q, k, v, mask, is_causal, scale, out, lse, gout, delta, gq, gk, gv, stream=0, version=2,
                       dtype=None):
         self._check(q, k, v, mask, out, lse, gout, delta, gq, gk, gv)
+        assert all(a.dtype == np.float32 for a in (q, k, v, out, lse, gout, delta, gq, gk, gv))
         sdpa_backward_into(self.lib, q, k, v, mask, is_causal, scale, out, lse, gout, delta, gq, gk, gv, version or 2)
 
     def cross_entropy_forward(self, logits, target, weight, ignore_index, smoothing, loss, lse, error, stream=0):

@@ -36,6 +36,25 @@ int attention(int version, int64_t L, int64_t S, int64_t E, int64_t Ev, bool mas
   return tg_cuda_sdpa_forward(&a, version, nullptr) | tg_cuda_sdpa_backward(&a, version, nullptr);
 }
 
+// The float16 (dtype TG_DTYPE_F16) or bfloat16 forward: any 16-bit patterns of normal numbers do.
+int attention_half(int dtype, int64_t L, int64_t S, int64_t D) {
+  const int64_t B = 2;
+  std::uniform_int_distribution<int> bits(0x3000, 0x3c00);  // float16 0.125..1; bfloat16 tiny, fine
+  auto fill = [&](size_t n) {
+    std::vector<uint16_t> v(n);
+    for (auto& x : v) x = static_cast<uint16_t>(bits(gen));
+    return v;
+  };
+  auto q = fill(B * L * D), k = fill(B * S * D), v = fill(B * S * D);
+  std::vector<uint16_t> out(B * L * D);
+  std::vector<float> lse(B * L);
+  TgSdpa a{};
+  a.batch = B, a.q_len = L, a.kv_len = S, a.head_dim = D, a.v_dim = D, a.dtype = dtype;
+  a.q = q.data(), a.k = k.data(), a.v = v.data(), a.is_causal = 1, a.scale = 0.3f;
+  a.out = out.data(), a.lse = lse.data();
+  return tg_cuda_sdpa_forward(&a, 3, nullptr);
+}
+
 int cross_entropy(int64_t rows, int64_t classes) {
   auto logits = normal(rows * classes), grow = normal(rows), weight = normal(classes);
   std::vector<int64_t> target(rows);
@@ -53,6 +72,7 @@ int cross_entropy(int64_t rows, int64_t classes) {
 int main() {
   int err = attention(1, 9, 13, 5, 3, false) | attention(1, 9, 13, 5, 3, true);
   err |= attention(2, 70, 130, 8, 8, false) | attention(2, 70, 40, 65, 128, true) | attention(2, 130, 33, 100, 20, false);
+  err |= attention_half(TG_DTYPE_F16, 70, 130, 64) | attention_half(TG_DTYPE_BF16, 65, 40, 128);
   err |= cross_entropy(9, 33) | cross_entropy(3, 2000);
   std::printf("race driver done, error %d\n", err);
   return err;
