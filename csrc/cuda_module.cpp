@@ -17,5 +17,7 @@ PYBIND11_MODULE(_cuda, m) {
   tg::cuda_glue::bind_conv(m);
   tg::cuda_glue::bind_pool(m);
   tg::cuda_glue::bind_optim(m);
+  tg::cuda_glue::bind_attention(m);
+  tg::cuda_glue::bind_loss(m);
   tg::cuda_glue::bind_device(m);
 }

@@ -24,18 +24,21 @@ struct DevArray {
   Shape shape;
   int64_t size;
   uintptr_t ptr;
-  int64_t itemsize = 4;
+  int64_t itemsize = 4;  // bytes per element (4 for the float32 arrays of check_array)
+  int dtype = 0;         // index of the matching entry of check_typed_array's `allowed` list
   int64_t nbytes() const { return size * itemsize; }
 };
 
-// The element types the kernels take: float32 everywhere, int64 for pooling's window indices.
-struct DType {
+// An element type an argument may have: its __cuda_array_interface__ typestr, the name
+// used in messages, and its size in bytes.
+struct ArrayType {
   const char* typestr;
   const char* name;
   int64_t itemsize;
 };
-inline constexpr DType kFloat32{"<f4", "float32", 4};
-inline constexpr DType kInt64{"<i8", "int64", 8};
+using DType = ArrayType;
+inline constexpr ArrayType kFloat32{"<f4", "float32", 4};
+inline constexpr ArrayType kInt64{"<i8", "int64", 8};  // pooling's indices, cross-entropy's targets
 
 inline std::string type_name(const py::handle& obj) {
   return py::str(py::type::of(obj).attr("__name__"));
@@ -79,10 +82,11 @@ inline bool to_int64(const py::handle& obj, int64_t* out) {
   return true;
 }
 
-// Parses obj.__cuda_array_interface__: float32 ('<f4', or the dtype given), C-contiguous,
-// no mask, non-null and aligned data unless empty, writeable when it is an output.
-inline DevArray check_array(const char* fn, const char* name, const py::object& obj, bool is_out,
-                            const DType& dtype = kFloat32) {
+// Parses obj.__cuda_array_interface__: one of the `allowed` element types (DevArray::dtype
+// says which), C-contiguous, no mask, non-null data unless empty, aligned to its element
+// size, writeable when it is an output.
+inline DevArray check_typed_array(const char* fn, const char* name, const py::object& obj, bool is_out,
+                                  const std::vector<ArrayType>& allowed) {
   const std::string where = std::string(fn) + ": argument '" + name + "'";
   if (!py::hasattr(obj, "__cuda_array_interface__")) {
     throw py::type_error(where + " must be a CUDA array (an object with __cuda_array_interface__, "
@@ -105,12 +109,20 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
                          type_name(typestr));
   }
   const std::string ts = py::str(typestr);
-  if (ts != dtype.typestr) {
-    throw py::type_error(where + " must have dtype " + dtype.name + " (typestr '" + dtype.typestr +
-                         "'), got typestr '" + ts + "'");
+  int dtype = -1;
+  std::string wanted;
+  for (size_t i = 0; i < allowed.size(); ++i) {
+    if (ts == allowed[i].typestr) dtype = static_cast<int>(i);
+    wanted += std::string(i == 0 ? "" : i + 1 == allowed.size() ? " or " : ", ") + allowed[i].name +
+              " (typestr '" + allowed[i].typestr + "')";
+  }
+  if (dtype < 0) {
+    throw py::type_error(where + " must have dtype " + wanted + ", got typestr '" + ts + "'");
   }
 
-  DevArray d{{}, 1, 0, dtype.itemsize};
+  DevArray d{{}, 1, 0};
+  d.dtype = dtype;
+  d.itemsize = allowed[dtype].itemsize;
   py::object shape = cai["shape"];
   if (!py::isinstance<py::tuple>(shape)) {
     throw py::type_error(where + ": __cuda_array_interface__['shape'] must be a tuple, got " +
@@ -129,7 +141,7 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
   }
   d.size = 1;
   for (int64_t v : d.shape) {
-    if (v != 0 && d.size > (INT64_MAX / dtype.itemsize) / v) {
+    if (v != 0 && d.size > (INT64_MAX / d.itemsize) / v) {
       // Keep going only to find a zero dimension, which makes the array empty.
       bool empty = false;
       for (int64_t w : d.shape) empty = empty || w == 0;
@@ -157,8 +169,8 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
   if (d.ptr == 0 && d.size > 0) {
     throw py::value_error(where + " has a null data pointer but " + std::to_string(d.size) + " elements");
   }
-  if (d.ptr % static_cast<uintptr_t>(dtype.itemsize) != 0) {
-    throw py::value_error(where + " data pointer is not aligned to " + std::to_string(dtype.itemsize) + " bytes");
+  if (d.ptr % d.itemsize != 0) {
+    throw py::value_error(where + " data pointer is not aligned to " + std::to_string(d.itemsize) + " bytes");
   }
   if (is_out && readonly) {
     throw py::value_error(where + " must be writeable, but its __cuda_array_interface__ says readonly");
@@ -175,7 +187,7 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
                            "with one int per dimension, got " + std::string(py::repr(strides)));
     }
     auto st = py::reinterpret_borrow<py::tuple>(strides);
-    int64_t expect = dtype.itemsize;
+    int64_t expect = d.itemsize;
     bool contiguous = true;
     for (size_t i = d.shape.size(); i-- > 0;) {
       int64_t s = 0;
@@ -193,6 +205,13 @@ inline DevArray check_array(const char* fn, const char* name, const py::object& 
     }
   }
   return d;
+}
+
+// A float32 array (the element type of most kernels).
+// One element type (float32 unless given).
+inline DevArray check_array(const char* fn, const char* name, const py::object& obj, bool is_out,
+                            const DType& dtype = kFloat32) {
+  return check_typed_array(fn, name, obj, is_out, {dtype});
 }
 
 inline void* to_stream(const char* fn, const py::object& stream) {
@@ -245,6 +264,13 @@ inline bool check_bool(const char* fn, const char* name, const py::object& obj) 
   return obj.ptr() == Py_True;
 }
 
+inline void check_shape(const char* fn, const char* name, const DevArray& a, const Shape& want) {
+  if (a.shape != want) {
+    throw py::value_error(std::string(fn) + ": '" + name + "' must have shape " + tg::glue::shape_str(want) +
+                          ", got " + tg::glue::shape_str(a.shape));
+  }
+}
+
 // A (tuple or list) pair of ints, each >= min: stride, padding, dilation, kernel size.
 inline std::pair<int64_t, int64_t> check_pair(const char* fn, const char* name, const py::object& obj, int64_t min) {
   if (!(py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) || py::len(obj) != 2) {
@@ -261,20 +287,13 @@ inline std::pair<int64_t, int64_t> check_pair(const char* fn, const char* name, 
   return {a, b};
 }
 
-inline void check_shape(const char* fn, const char* name, const DevArray& a, const Shape& want) {
-  if (a.shape != want) {
-    throw py::value_error(std::string(fn) + ": '" + name + "' must have shape " + tg::glue::shape_str(want) +
-                          ", got " + tg::glue::shape_str(a.shape));
-  }
-}
-
 // Outputs of the ops that do not work in place overlap no input and no other output.
 inline void check_disjoint(const char* fn, const std::vector<std::pair<const char*, const DevArray*>>& outs,
                     const std::vector<std::pair<const char*, const DevArray*>>& ins) {
   for (size_t i = 0; i < outs.size(); ++i) {
     const DevArray& o = *outs[i].second;
     auto clash = [&](const char* other, const DevArray& a) {
-      if (tg::glue::overlaps(cptr(o), o.nbytes(), cptr(a), a.nbytes())) {
+      if (tg::glue::overlaps(cptr(o), o.size * o.itemsize, cptr(a), a.size * a.itemsize)) {
         throw py::value_error(std::string(fn) + ": out '" + outs[i].first + "' must not share memory with '" +
                               other + "'");
       }

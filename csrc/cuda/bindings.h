@@ -12,6 +12,8 @@ void bind_nn(pybind11::module_& m);      // softmax, activations, layer norm
 void bind_conv(pybind11::module_& m);    // conv2d and its backwards
 void bind_pool(pybind11::module_& m);    // max / avg 2-D pooling
 void bind_optim(pybind11::module_& m);   // fused optimizer steps
+void bind_attention(pybind11::module_& m);  // scaled dot-product attention
+void bind_loss(pybind11::module_& m);    // fused cross-entropy
 void bind_device(pybind11::module_& m);  // device and build queries
 
 }  // namespace cuda_glue

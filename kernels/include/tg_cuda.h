@@ -149,6 +149,60 @@ int tg_cuda_adam_step(const TgOptTensors* tensors, const TgAdamHyper* hyper, voi
 int tg_cuda_sgd_step(const TgOptTensors* tensors, const TgSgdHyper* hyper, void* stream);
 int tg_cuda_opt_max_tensors_per_launch(void);
 
+// ---- scaled dot-product attention (attention_*.cu) ----------------------------------------
+// out[b, l] = softmax_s(scale * q[b, l] . k[b, s] + mask) @ v[b, s] without storing the L x S
+// scores: q (B, L, E), k (B, S, E), v (B, S, Ev), out (B, L, Ev), and lse (B, L) float32, the
+// natural-log log-sum-exp of each row's masked, scaled scores (what the backward recomputes the
+// probabilities from). E, Ev <= TG_SDPA_MAX_HEAD_DIM. is_causal keeps s <= l (PyTorch's
+// top-left tril(ones(L, S))). A row with no key allowed gets NaN outputs and lse = -inf, as the
+// materialised softmax does; the backward treats its probabilities as 0 (its gq row is 0 and it
+// adds nothing to gk / gv).
+#define TG_SDPA_MAX_HEAD_DIM 128
+enum { TG_MASK_NONE = 0, TG_MASK_BOOL = 1, TG_MASK_ADD = 2 };  // bool: nonzero = may attend; add: float32
+enum { TG_DTYPE_F32 = 0, TG_DTYPE_F16 = 1, TG_DTYPE_BF16 = 2 };
+typedef struct {
+  int64_t batch, q_len, kv_len, head_dim, v_dim;  // B, L, S, E, Ev
+  int dtype;                                      // of q, k, v, out, gout, gq, gk, gv
+  const void* q;
+  const void* k;
+  const void* v;
+  const void* mask;          // null for TG_MASK_NONE
+  int mask_kind;
+  int64_t mask_stride_b, mask_stride_l, mask_stride_s;  // in elements; 0 broadcasts that dim
+  int is_causal;
+  float scale;
+  void* out;                 // forward outputs; backward inputs
+  float* lse;
+  const void* gout;          // backward only: gradient of out, (B, L, Ev)
+  float* delta;              // backward scratch (B, L): rowsum(gout * out)
+  void* gq;                  // backward outputs (B, L, E), (B, S, E), (B, S, Ev)
+  void* gk;
+  void* gv;
+} TgSdpa;
+// float32: version 1 the simple kernels (a warp per row), 2 the tiled ones. float16 / bfloat16
+// (q, k, v, out as raw 16-bit values, 4-byte aligned): version 3, the forward only, on the
+// tensor cores (sm_80+), E == Ev == 64 or 128. Anything else returns cudaErrorInvalidValue.
+int tg_cuda_sdpa_forward(const TgSdpa* a, int version, void* stream);
+int tg_cuda_sdpa_backward(const TgSdpa* a, int version, void* stream);
+
+// ---- cross-entropy with class-index targets (cross_entropy.cu) ----------------------------
+// logits (rows, classes) float32, target (rows) int64, weight (classes) or null. Per row, with
+// p = log_softmax(logits[r]), t = target[r], w = weight (all ones when null), e = smoothing:
+//   loss[r] = (1 - e) * (-w[t] * p[t]) + (e / classes) * (-sum_c w[c] * p[c])  (e == 0: the first term)
+// and 0 where t == ignore_index; lse[r] = logsumexp(logits[r]). A target outside [0, classes)
+// that is not ignore_index gives a NaN loss and sets *error to 1 (error: one int32, zeroed by
+// the caller; the logits are never read out of bounds).
+int tg_cuda_cross_entropy(const float* logits, const int64_t* target, const float* weight, float* loss,
+                          float* lse, int* error, int64_t rows, int64_t classes, int64_t ignore_index,
+                          float label_smoothing, void* stream);
+// glogits = grow[r] * d loss[r] / d logits[r]: with q = softmax(logits[r]), W = sum_c w[c],
+//   (1 - e) * w[t] * (q - onehot(t)) + (e / classes) * (W * q - w)
+// 0 for ignored rows, NaN for rows whose target is out of range.
+int tg_cuda_cross_entropy_backward(const float* logits, const float* lse, const int64_t* target,
+                                   const float* weight, const float* grow, float* glogits, int64_t rows,
+                                   int64_t classes, int64_t ignore_index, float label_smoothing,
+                                   void* stream);
+
 // Queries. Each returns a cudaError_t (0 = success).
 int tg_cuda_device_count(int* count);
 int tg_cuda_device_name(int device, char* buf, int len);

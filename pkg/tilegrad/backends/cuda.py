@@ -6,7 +6,11 @@ The native kernels take float32 arrays (made C-contiguous here) and a preallocat
 other dtypes and arguments the kernels do not cover go to the reference kernels.
 """
 
-from . import reference
+import math
+
+import numpy as np
+
+from . import reference, reference_fused
 from .native import (F32, I64, conv_geometry, divisor_override_covered, elementwise_covered, layer_norm_covered,
                      matmul_covered, pool_geometry, softmax_covered)
 
@@ -261,6 +265,165 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_i
                               gx, stream=_stream())
     return gx
 
+# ---- scaled dot-product attention (kernels/cuda/attention*.cu) ----------------------------
+SDPA_MAX_HEAD_DIM = 128
+
+
+def _ref(name):
+    """The reference kernel of a fused op: reference.KERNELS' when it has one, else the
+    materialised one of reference_fused."""
+    return REF.get(name) or getattr(reference_fused, name)
+
+
+def _sdpa_covered(q, k, v):
+    """float32 q (..., L, E), k (..., S, E), v (..., S, Ev) with one leading shape, E, Ev <= 128."""
+    return all(a.dtype == F32 and a.ndim >= 2 and a.shape[:-2] == q.shape[:-2] for a in (q, k, v)) \
+        and k.shape[-1] == q.shape[-1] and v.shape[-2] == k.shape[-2] \
+        and q.shape[-1] <= SDPA_MAX_HEAD_DIM and v.shape[-1] <= SDPA_MAX_HEAD_DIM
+
+
+def _sdpa_mask(mask, lead, length, source):
+    """The mask as the kernels take it: a C-contiguous (B or 1, L or 1, S or 1) bool or float32
+    array over the flattened batch; None when it cannot be (the reference then runs). Only a
+    broadcast over some but not all leading dims is materialised (over those dims only)."""
+    cp = _cupy()
+    if mask.dtype == np.bool_:
+        pass
+    elif mask.dtype.kind == "f":
+        mask = mask.astype(F32, copy=False)
+    else:
+        return None
+    if mask.ndim < 2:
+        mask = mask.reshape((1,) * (2 - mask.ndim) + mask.shape)
+    m_lead, (m_len, m_src) = mask.shape[:-2], mask.shape[-2:]
+    if m_len not in (1, length) or m_src not in (1, source) or len(m_lead) > len(lead):
+        return None
+    m_lead = (1,) * (len(lead) - len(m_lead)) + m_lead
+    if any(m not in (1, n) for m, n in zip(m_lead, lead)):
+        return None
+    if all(m == 1 for m in m_lead):
+        return _c(mask.reshape(1, m_len, m_src))
+    batch = math.prod(lead)
+    if m_lead != lead:
+        mask = cp.broadcast_to(mask.reshape(m_lead + (m_len, m_src)), lead + (m_len, m_src))
+    return _c(mask).reshape(batch, m_len, m_src)
+
+
+def _sdpa_scale(q, scale):
+    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+
+
+F16 = np.dtype(np.float16)
+
+
+def _sdpa_half(q, k, v):
+    """float16 q, k, v of one leading shape that fit (..., L, E), (..., S, E), (..., S, Ev)."""
+    return all(a.dtype == F16 and a.ndim >= 2 and a.shape[:-2] == q.shape[:-2] for a in (q, k, v)) \
+        and k.shape[-1] == q.shape[-1] and v.shape[-2] == k.shape[-2]
+
+
+def _aligned4(a):
+    """a C-contiguous and 4-byte aligned (the 16-bit kernels move 32 bits at a time)."""
+    a = _c(a)
+    # CuPy's address; NumPy's where tests run these wrappers on the CPU emulation of the kernels
+    address = a.data.ptr if hasattr(a.data, "ptr") else a.ctypes.data
+    return a if address % 4 == 0 else a.copy()
+
+
+def _f32(*arrays):
+    return [a.astype(F32) for a in arrays]
+
+
+def sdpa_forward(q, k, v, mask, is_causal, scale):
+    """(out, lse): out (..., L, Ev) of q's dtype and lse (..., L) float32 (see reference_fused).
+    float32 runs the tiled kernels; float16 the tensor-core kernel when E == Ev == 64 or 128,
+    else the float32 kernels on float32 copies."""
+    lead, (length, _), source = q.shape[:-2], q.shape[-2:], k.shape[-2]
+    if _sdpa_half(q, k, v):
+        if q.shape[-1] != v.shape[-1] or q.shape[-1] not in (64, 128):
+            out, lse = sdpa_forward(*_f32(q, k, v), mask, is_causal, _sdpa_scale(q, scale))
+            return out.astype(q.dtype), lse
+        dtype, store = F16, _aligned4
+    else:
+        dtype, store = F32, _c
+    native = dtype == F16 or _sdpa_covered(q, k, v)
+    mask3 = None if mask is None or not native else _sdpa_mask(mask, lead, length, source)
+    if not native or (mask is not None and mask3 is None):
+        return _ref("sdpa_forward")(q, k, v, mask, is_causal, scale)
+    cp = _cupy()
+    batch, e, ev = math.prod(lead), q.shape[-1], v.shape[-1]
+    q3, k3, v3 = store(q).reshape(batch, length, e), store(k).reshape(batch, source, e), \
+        store(v).reshape(batch, source, ev)
+    out = cp.empty((batch, length, ev), dtype)
+    lse = cp.empty((batch, length), F32)
+    _cuda.sdpa_forward(q3, k3, v3, mask3, bool(is_causal), _sdpa_scale(q, scale), out, lse, stream=_stream())
+    return out.reshape(lead + (length, ev)), lse.reshape(lead + (length,))
+
+
+def sdpa_backward(q, k, v, mask, is_causal, scale, out, lse, gout):
+    """(gq, gk, gv) from sdpa_forward's out and lse and the gradient gout of out. float16 inputs
+    run the float32 kernels on float32 copies (there is no 16-bit backward kernel)."""
+    if _sdpa_half(q, k, v) and out.dtype == F16 and gout.dtype == F16:
+        grads = sdpa_backward(*_f32(q, k, v), mask, is_causal, _sdpa_scale(q, scale), *_f32(out), lse, *_f32(gout))
+        return tuple(g.astype(F16) for g in grads)
+    lead, (length, _), source = q.shape[:-2], q.shape[-2:], k.shape[-2]
+    rows = lead + (length,)
+    covered = _sdpa_covered(q, k, v) and elementwise_covered(out, gout) and out.shape == rows + v.shape[-1:] \
+        and lse.dtype == F32 and lse.shape == rows
+    mask3 = None if mask is None or not covered else _sdpa_mask(mask, lead, length, source)
+    if not covered or (mask is not None and mask3 is None):
+        return _ref("sdpa_backward")(q, k, v, mask, is_causal, scale, out, lse, gout)
+    cp = _cupy()
+    batch, e, ev = math.prod(lead), q.shape[-1], v.shape[-1]
+    q3, k3, v3 = _c(q).reshape(batch, length, e), _c(k).reshape(batch, source, e), _c(v).reshape(batch, source, ev)
+    out3, gout3 = _c(out).reshape(batch, length, ev), _c(gout).reshape(batch, length, ev)
+    gq, gk, gv = cp.empty_like(q3), cp.empty_like(k3), cp.empty_like(v3)
+    delta = cp.empty((batch, length), F32)  # scratch from CuPy's pool
+    _cuda.sdpa_backward(q3, k3, v3, mask3, bool(is_causal), _sdpa_scale(q, scale), out3,
+                        _c(lse).reshape(batch, length), gout3, delta, gq, gk, gv, stream=_stream())
+    return gq.reshape(q.shape), gk.reshape(k.shape), gv.reshape(v.shape)
+
+
+# ---- cross-entropy with class-index targets (kernels/cuda/cross_entropy.cu) ---------------
+def _ce_covered(logits, target, weight, label_smoothing):
+    return logits.dtype == F32 and logits.ndim == 2 and logits.shape[1] >= 1 and target.ndim == 1 \
+        and target.shape[0] == logits.shape[0] and target.dtype.kind in "iu" \
+        and (weight is None or (weight.dtype == F32 and weight.shape == logits.shape[1:])) \
+        and 0 <= label_smoothing <= 1
+
+
+def cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
+    """(loss, lse), both (R,): loss already weighted, 0 on ignored rows (see reference_fused).
+    A target out of range raises IndexError: checking costs one synchronisation (a 4-byte
+    device-to-host copy that waits for the kernel) per call."""
+    if not _ce_covered(logits, target, weight, label_smoothing):
+        return _ref("cross_entropy_forward")(logits, target, weight, ignore_index, label_smoothing)
+    cp = _cupy()
+    rows = logits.shape[0]
+    loss, lse = cp.empty(rows, F32), cp.empty(rows, F32)
+    error = cp.zeros(1, np.int32)
+    _cuda.cross_entropy_forward(_c(logits), _c(target.astype(np.int64, copy=False)),
+                                None if weight is None else _c(weight), int(ignore_index), float(label_smoothing),
+                                loss, lse, error, stream=_stream())
+    if int(error.item()):
+        raise IndexError(f"cross_entropy: target out of bounds for {logits.shape[1]} classes")
+    return loss, lse
+
+
+def cross_entropy_backward(logits, lse, target, weight, ignore_index, label_smoothing, grow):
+    """glogits (R, C) = grow[r] * d loss[r] / d logits[r]; 0 on ignored rows. Targets are not
+    checked again (the forward did): a row with an out-of-range one gets NaN, no exception."""
+    rows = logits.shape[0]
+    if not _ce_covered(logits, target, weight, label_smoothing) or not elementwise_covered(lse, grow) \
+            or lse.shape != (rows,):
+        return _ref("cross_entropy_backward")(logits, lse, target, weight, ignore_index, label_smoothing, grow)
+    logits = _c(logits)
+    glogits = _cupy().empty_like(logits)
+    _cuda.cross_entropy_backward(logits, _c(lse), _c(target.astype(np.int64, copy=False)),
+                                 None if weight is None else _c(weight), int(ignore_index), float(label_smoothing),
+                                 _c(grow), glogits, stream=_stream())
+    return glogits
+
 
 if _cuda is not None:
     KERNELS.update(
@@ -281,6 +444,9 @@ if _cuda is not None:
         conv2d=conv2d, conv2d_backward_input=conv2d_backward_input, conv2d_backward_weight=conv2d_backward_weight,
         max_pool2d=max_pool2d, max_pool2d_backward=max_pool2d_backward,
         avg_pool2d=avg_pool2d, avg_pool2d_backward=avg_pool2d_backward,
+
+        sdpa_forward=sdpa_forward, sdpa_backward=sdpa_backward,
+        cross_entropy_forward=cross_entropy_forward, cross_entropy_backward=cross_entropy_backward,
     )
 
 

@@ -1,0 +1,123 @@
+// A CPU stand-in for <cuda_runtime.h>, enough to run tilegrad's CUDA kernels on the host for
+// testing their indexing, shared-memory use and synchronisation where no GPU exists. Every
+// CUDA thread of a block is a std::thread; blocks run one after another; __syncthreads is a
+// std::barrier over the block, a warp shuffle an exchange through a per-warp slot array
+// between two barriers over the warp. __shared__ variables become statics (one block runs at
+// a time), dynamic shared memory an exactly sized heap buffer per block (so AddressSanitizer
+// sees overruns). Kernel launches (<<<...>>>) are rewritten into emu::launch by emulate.py.
+#pragma once
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <atomic>
+#include <barrier>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#define TG_CUDA_EMULATION 1
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
+};
+
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+
+typedef int cudaError_t;
+typedef void* cudaStream_t;
+enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorNoDevice = 100, cudaErrorInsufficientDriver = 35 };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+
+namespace emu {
+
+struct Warp {
+  std::barrier<> bar{32};
+  uint64_t slot[32];
+};
+
+struct Block {
+  explicit Block(int threads) : bar(threads), warps((threads + 31) / 32) {}
+  std::barrier<> bar;
+  std::vector<Warp> warps;
+};
+
+inline dim3 g_grid, g_block;
+inline thread_local dim3 t_thread, t_blockidx;
+inline thread_local Block* t_block = nullptr;
+inline void* g_dyn_smem = nullptr;
+
+template <typename T>
+inline T shuffle(T v, int src) {
+  static_assert(sizeof(T) <= 8, "shuffle of a wide type");
+  Warp& w = t_block->warps[t_thread.x / 32];
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  w.slot[t_thread.x % 32] = bits;
+  w.bar.arrive_and_wait();
+  const uint64_t got = w.slot[src & 31];
+  w.bar.arrive_and_wait();
+  T out;
+  std::memcpy(&out, &got, sizeof(T));
+  return out;
+}
+
+template <typename F>
+void launch(F body, dim3 grid, dim3 block, size_t smem = 0, cudaStream_t = nullptr) {
+  g_grid = grid;
+  g_block = block;
+  const int threads = static_cast<int>(block.x * block.y * block.z);
+  for (unsigned b = 0; b < grid.x; ++b) {
+    Block blk(threads);
+    std::unique_ptr<char[]> dyn(smem ? new char[smem] : nullptr);
+    if (smem) std::memset(dyn.get(), 0xff, smem);  // NaN-filled: reads before writes show up
+    g_dyn_smem = dyn.get();
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) {
+      ts.emplace_back([&, t, b] {
+        t_thread = dim3(static_cast<unsigned>(t));
+        t_blockidx = dim3(b);
+        t_block = &blk;
+        body();
+        // An exited thread no longer holds up its block's or warp's barriers.
+        blk.warps[t / 32].bar.arrive_and_drop();
+        blk.bar.arrive_and_drop();
+      });
+    }
+    for (auto& th : ts) th.join();
+  }
+}
+
+}  // namespace emu
+
+#define threadIdx (emu::t_thread)
+#define blockIdx (emu::t_blockidx)
+#define blockDim (emu::g_block)
+#define gridDim (emu::g_grid)
+
+inline void __syncthreads() { emu::t_block->bar.arrive_and_wait(); }
+template <typename T>
+inline T __shfl_sync(unsigned, T v, int src) {
+  return emu::shuffle(v, src);
+}
+template <typename T>
+inline T __shfl_xor_sync(unsigned, T v, int mask) {
+  return emu::shuffle(v, static_cast<int>(emu::t_thread.x % 32) ^ mask);
+}
+inline int atomicOr(int* p, int v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
+inline int cudaGetLastError() { return 0; }
+template <typename K>
+inline int cudaFuncSetAttribute(K, cudaFuncAttribute, int) {
+  return 0;
+}

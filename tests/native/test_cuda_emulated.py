@@ -1,0 +1,173 @@
+"""The CUDA attention and cross-entropy kernels executed on the CPU through a stand-in for the
+CUDA runtime (tests/native/cuda_emu: one std::thread per CUDA thread, barriers for
+__syncthreads and warp shuffles), against the float64 references of test_cuda_attention and
+test_cuda_loss. This runs the kernels' real indexing, shared-memory layout, shuffles and
+barriers where no GPU exists; the GPU tests remain the word on the real hardware.
+
+Slow (g++ compiles the kernels, about a minute). Under AddressSanitizer, which also checks
+every global and dynamic-shared-memory access for bounds:
+
+    TILEGRAD_EMU_ASAN=1 LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \\
+        python -m pytest -m slow tests/native/test_cuda_emulated.py
+"""
+import math
+import os
+import shutil
+import subprocess
+import types
+
+import numpy as np
+import pytest
+
+from .cuda_emu import emulate, harness
+from . import test_cuda_attention as attention_tests
+from . import test_cuda_loss as loss_tests
+from .test_cuda_attention import assert_close, attention_grads_ref, attention_ref, random_mask
+from .test_cuda_loss import assert_close as assert_close_ce
+from .test_cuda_loss import cross_entropy_ref, make_case
+
+pytestmark = pytest.mark.slow
+
+SOURCES = ["attention.cu", "attention_simple.cu", "attention_tiled.cu", "attention_mma.cu", "cross_entropy.cu"]
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    if shutil.which("g++") is None:
+        pytest.skip("no g++")
+    try:
+        path = emulate.build(SOURCES, tmp_path_factory.mktemp("cuda_emu"),
+                             sanitize=os.environ.get("TILEGRAD_EMU_ASAN") == "1")
+    except subprocess.CalledProcessError:
+        pytest.skip("g++ cannot build the emulation (it needs C++20 <barrier>)")
+    return harness.load(path)
+
+
+def check_attention(lib, rng, shape, causal=False, mask=None, version=2, scale=None, nan_dead_gout=False):
+    B, L, S, E, Ev = shape
+    q, k, v, gout = rng.normal(B, L, E), rng.normal(B, S, E), rng.normal(B, S, Ev), rng.normal(B, L, Ev)
+    scale = 1 / math.sqrt(max(E, 1)) if scale is None else scale
+    want_out, want_lse, p = attention_ref(q, k, v, mask, causal, scale)
+    if nan_dead_gout:
+        gout[np.broadcast_to(p.sum(-1) == 0, (B, L))] = np.nan
+    got = harness.sdpa(lib, q, k, v, mask, causal, scale, gout, version)
+    ctx = f"v{version} {shape} causal={causal}"
+    assert_close(got[0], want_out, f"out {ctx}", rng, terms=S)
+    assert_close(got[1], want_lse, f"lse {ctx}", rng, terms=S)
+    for name, g, w in zip(("gq", "gk", "gv"), got[2:], attention_grads_ref(q, k, v, p, gout, scale)):
+        assert_close(g, w, f"{name} {ctx}", rng, terms=max(L, S) * max(E, Ev))
+
+
+# v1 runs a warp-wide reduction per score: slow when emulated, so its shapes stay small.
+SHAPES = [((1, 1, 1, 1, 1), (1, 2)), ((2, 9, 13, 5, 3), (1, 2)), ((1, 33, 20, 64, 64), (1, 2)),
+          ((2, 63, 65, 64, 64), (2,)), ((1, 65, 63, 128, 128), (2,)), ((1, 70, 129, 65, 63), (2,)),
+          ((1, 129, 70, 127, 128), (2,)), ((2, 20, 150, 32, 96), (2,))]
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape,versions", SHAPES, ids=["x".join(map(str, s)) for s, _ in SHAPES])
+def test_attention(lib, rng, shape, versions, causal):
+    for version in versions:
+        check_attention(lib, rng, shape, causal=causal, version=version)
+
+
+MASKS = [("bool", (2, 70, 90)), ("float", (2, 70, 90)), ("bool", (1, 70, 90)), ("float", (2, 1, 90)),
+         ("bool", (2, 70, 1)), ("float", (1, 1, 90))]
+
+
+@pytest.mark.parametrize("kind,mshape", MASKS, ids=[f"{k}-{'x'.join(map(str, s))}" for k, s in MASKS])
+def test_attention_masks_and_dead_rows(lib, rng, kind, mshape):
+    mask = random_mask(rng, kind, mshape, dead_rows=3)
+    if kind == "float" and mshape[1] > 1:
+        mask[..., :3, :] = -np.inf
+    check_attention(lib, rng, (2, 70, 90, 65, 40), causal=kind == "float", mask=mask, nan_dead_gout=True)
+    small = mask[..., :9, :13]
+    check_attention(lib, rng, (2, 9, 13, 5, 3), causal=kind == "bool", mask=small, version=1, nan_dead_gout=True)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_attention_empty_dims(lib, rng, version):
+    out, lse, gq, _, _ = harness.sdpa(lib, rng.normal(2, 5, 8), rng.normal(2, 0, 8), rng.normal(2, 0, 3), None,
+                                      False, 0.5, rng.normal(2, 5, 3), version)
+    assert np.isnan(out).all() and (lse == -np.inf).all() and (gq == 0).all()
+    _, _, _, gk, gv = harness.sdpa(lib, rng.normal(2, 0, 8), rng.normal(2, 5, 8), rng.normal(2, 5, 3), None,
+                                   True, 0.5, rng.normal(2, 0, 3), version)
+    assert (gk == 0).all() and (gv == 0).all()
+
+
+HALF_SHAPES = [(1, 1, 1, 64), (2, 63, 65, 64), (1, 65, 130, 128), (1, 130, 70, 128)]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", HALF_SHAPES, ids=["x".join(map(str, s)) for s in HALF_SHAPES])
+def test_half_forward(lib, rng, shape, causal, dtype):
+    # The tensor-core kernel, its mma.sync fragments emulated from the PTX ISA's layouts.
+    B, L, S, D = shape
+    (q, q32), (k, k32), (v, v32) = attention_tests.half_inputs(rng, dtype, (B, L, D), (B, S, D), (B, S, D))
+    mask = random_mask(rng, "bool", (B, L, S), dead_rows=2) if L > 2 else None
+    out, lse = harness.sdpa_forward_16(lib, q, k, v, mask, causal, 1 / math.sqrt(D), dtype == "bfloat16")
+    want_out, want_lse, _ = attention_ref(q32, k32, v32, mask, causal, 1 / math.sqrt(D))
+    rtol, atol = attention_tests.HALF_TOL[dtype]
+    assert_close(out, want_out, f"{dtype} out", rng, rtol=rtol, atol=atol)
+    assert_close(lse, want_lse, f"{dtype} lse", rng, terms=S)
+
+
+@pytest.mark.parametrize("classes", [1, 33, 1025, 9001])
+@pytest.mark.parametrize("weighted,ignore_index,smoothing", [(False, -100, 0.0), (True, 3, 0.1), (True, 0, 1.0)])
+def test_cross_entropy(lib, rng, classes, weighted, ignore_index, smoothing):
+    logits, target, weight, grow = make_case(rng, 7, classes, weighted, ignore_index)
+    target[4] = classes + 7  # out of range (and not ignore_index): flagged, NaN, never read
+    loss, lse, error, g = harness.cross_entropy(lib, logits, target, weight, ignore_index, smoothing, grow)
+    assert error == 1 and np.isnan(loss[4]) and np.isnan(g[4]).all()
+    ok = np.arange(7) != 4
+    want = cross_entropy_ref(logits[ok], target[ok], weight, ignore_index, smoothing, grow[ok])
+    assert_close_ce(loss[ok], want[0], "loss", rng, classes)
+    assert_close_ce(lse[ok], want[1], "lse", rng, classes)
+    assert_close_ce(g[ok], want[2], "glogits", rng, classes)
+
+
+# ---- the CUDA backend's wrappers, with NumPy as CuPy and the emulated kernels as tilegrad._cuda ----
+
+NUMPY_AS_CUPY = types.SimpleNamespace(asarray=np.asarray, asnumpy=np.asarray)
+
+
+@pytest.fixture
+def backend(lib, monkeypatch):
+    from tilegrad.backends import cuda
+    monkeypatch.setattr(cuda, "_cuda", harness.FakeCudaModule(lib))
+    monkeypatch.setattr(cuda, "_cupy", lambda: np)
+    monkeypatch.setattr(cuda, "_stream", lambda: 0)
+    return cuda
+
+
+@pytest.mark.parametrize("mask_spec", attention_tests.WRAPPER_MASKS, ids=str)
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_attention_wrappers(backend, rng, mask_spec, causal):
+    attention_tests.wrapper_masks_case(NUMPY_AS_CUPY, backend, rng, mask_spec, causal)
+
+
+def test_attention_wrappers_fall_back_and_views(backend, rng):
+    attention_tests.wrapper_fallback_case(NUMPY_AS_CUPY, backend, rng)
+
+
+def test_attention_wrappers_half(backend, rng):
+    attention_tests.wrapper_half_case(NUMPY_AS_CUPY, backend, rng)
+
+
+def test_cross_entropy_wrappers(backend, rng):
+    loss_tests.wrapper_case(NUMPY_AS_CUPY, backend, rng)
+
+
+def test_no_data_races(tmp_path):
+    # ThreadSanitizer cannot be loaded into Python here, so a C++ driver runs the kernels.
+    try:
+        exe = emulate.build_race_driver(SOURCES, tmp_path)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("g++ cannot build the ThreadSanitizer driver")
+    # TSan needs a fixed memory layout: without address-space randomisation where setarch exists.
+    cmd = ["setarch", os.uname().machine, "-R", str(exe)] if shutil.which("setarch") else [str(exe)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    report = run.stdout + run.stderr
+    assert "ThreadSanitizer" not in report, report[-4000:]
+    assert run.returncode == 0 and "race driver done, error 0" in report, report[-4000:]
