@@ -240,10 +240,11 @@ KERNELS = {name: fn for name, fn in globals().items()
 
 
 def _add_nn_kernels():
-    from . import reference_nn  # the neural-network kernels live in their own file
-    overlap = set(KERNELS) & set(reference_nn.KERNELS)
-    assert not overlap, f"kernels defined twice: {overlap}"
-    KERNELS.update(reference_nn.KERNELS)
+    from . import reference_attention, reference_nn  # the neural-network kernels live in their own files
+    for family in (reference_nn.KERNELS, reference_attention.KERNELS):
+        overlap = set(KERNELS) & set(family)
+        assert not overlap, f"kernels defined twice: {overlap}"
+        KERNELS.update(family)
 
 
 _add_nn_kernels()
