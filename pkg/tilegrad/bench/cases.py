@@ -109,17 +109,89 @@ SPECS = {
         tol=_tol(math.sqrt), label=_count_label, from_n=int),
 }
 
+
+
+# ---- attention: (batch, heads, sequence, head dim), forward and forward + backward ----------------
+def _attention_shape(size):
+    b, h, s, d = size
+    return (b, h, s, d)
+
+
+def _attention_inputs(rng, size):
+    return tuple(_randn(rng, _attention_shape(size)) for _ in range(3))
+
+
+def _attention_array(causal, with_backward):
+    """The reference kernels (scores materialised) on xp arrays: the NumPy peer and, in float64,
+    the oracle. Forward + backward runs with the output as its own upstream gradient (the
+    gradient of sum(out ** 2) / 2) and returns the three gradients flattened end to end."""
+    def array(xp, q, k, v):
+        from tilegrad.backends import reference_attention as ref
+        scale = 1 / math.sqrt(q.shape[-1])
+        out, lse = ref.sdpa_forward(q, k, v, None, causal, scale)
+        if not with_backward:
+            return out
+        grads = ref.sdpa_backward(q, k, v, None, causal, scale, out, lse, out)
+        return xp.concatenate([g.reshape(-1) for g in grads])
+    return array
+
+
+def _attention_tilegrad(causal, with_backward):
+    def run(q, k, v):
+        import tilegrad
+        import tilegrad.nn.functional as F
+        if not with_backward:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        out.backward(out.detach())
+        return tilegrad.cat([t.grad.reshape(-1) for t in (q, k, v)])
+    return run
+
+
+def _attention_torch(causal, with_backward):
+    def run(torch, q, k, v):
+        if not with_backward:
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        out.backward(out.detach())
+        return torch.cat([t.grad.reshape(-1) for t in (q, k, v)])
+    return run
+
+
+def _attention_spec(name, causal, with_backward):
+    return OpSpec(
+        name, "ScaledDotProductAttention", "sdpa_backward" if with_backward else "sdpa_forward",
+        inputs=_attention_inputs,
+        params=lambda size: (None, causal, None, with_backward),
+        tilegrad=_attention_tilegrad(causal, with_backward),
+        array=_attention_array(causal, with_backward),
+        torch=_attention_torch(causal, with_backward),
+        # outputs average over S values; gradients sum over S (keys) or L (queries) terms
+        tol=_tol(lambda size: 4 * math.sqrt(size[2])), label=lambda size: "B{}xH{}xS{}xD{}".format(*size),
+        from_n=lambda n: (8, 8, n, 64))
+
+
+for _name, _causal, _backward in (("attention", False, False), ("attention_causal", True, False),
+                                  ("attention_grad", False, True), ("attention_causal_grad", True, True)):
+    SPECS[_name] = _attention_spec(_name, _causal, _backward)
+
 KERNEL_OPS = tuple(SPECS)
+_ATTENTION = ("attention", "attention_causal", "attention_grad", "attention_causal_grad")
 
 # Sizes per op, smallest first: elementwise and sum take an element count, softmax a (rows, cols)
-# shape, matmul the side of square matrices. ``--sizes N,...`` maps each N through ``from_n``.
+# shape, matmul the side of square matrices, attention (batch, heads, sequence, head dim).
+# ``--sizes N,...`` maps each N through ``from_n`` (attention: B8 H8 S=N D64).
 SIZES = {
-    "tiny": {"relu": [1000], "add": [1000], "softmax": [(8, 33)], "matmul": [16], "sum": [1000]},
+    "tiny": {"relu": [1000], "add": [1000], "softmax": [(8, 33)], "matmul": [16], "sum": [1000],
+             **{a: [(1, 2, 16, 8)] for a in _ATTENTION}},
     "quick": {"relu": [1 << 16, 1 << 22], "add": [1 << 16, 1 << 22], "softmax": [(256, 256), (1024, 4096)],
-              "matmul": [128, 1024], "sum": [1 << 16, 1 << 22]},
+              "matmul": [128, 1024], "sum": [1 << 16, 1 << 22], **{a: [(8, 8, 512, 64)] for a in _ATTENTION}},
     "full": {"relu": [1 << 12, 1 << 16, 1 << 20, 1 << 24], "add": [1 << 12, 1 << 16, 1 << 20, 1 << 24],
              "softmax": [(64, 128), (1024, 1024), (4096, 4096), (256, 32768)],
-             "matmul": [64, 256, 1024, 2048], "sum": [1 << 12, 1 << 16, 1 << 20, 1 << 24]},
+             "matmul": [64, 256, 1024, 2048], "sum": [1 << 12, 1 << 16, 1 << 20, 1 << 24],
+             **{a: [(8, 8, 128, 64), (8, 8, 512, 64), (2, 8, 2048, 64)] for a in _ATTENTION}},
 }
 
 
