@@ -1,6 +1,6 @@
 """tilegrad._cpu.sdpa_forward / sdpa_backward (the fused flash-style attention kernels) against
 the float64 reference kernels: ragged L, S, E, Ev (1, and sizes that are not multiples of the
-48-query and 64-key tiles or of any vector width), causal with L != S, bool and float masks of
+48-query and 128-key tiles or of any vector width), causal with L != S, bool and float masks of
 every broadcast form, scales, fully masked rows, empty sizes, the backend wrapper's fallbacks,
 misuse of the bindings, and every instruction-set path this CPU can run (in subprocesses)."""
 import json
