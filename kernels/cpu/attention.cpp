@@ -26,6 +26,9 @@ namespace {
 // can cost a scheduler timeslice on a busy machine (see matmul.cpp).
 constexpr int64_t kParallelMinWork = 1 << 22;
 constexpr int64_t kTasksPerThread = 4;  // enough tasks that a late one is a small share
+// Backward chunks each keep their own l x e part of gq: fewer of them (interleaved tiles
+// already give every chunk the same work).
+constexpr int64_t kBackwardTasksPerThread = 2;
 
 const AttnKernels& kernels() {
   static const AttnKernels table = [] {
@@ -75,9 +78,9 @@ int threads_for(const AttentionDims& d) {
 }
 
 // Chunks per batch: one when the batches alone make enough tasks, else up to `tiles`.
-int64_t chunks_for(int64_t batch, int64_t tiles, int threads) {
+int64_t chunks_for(int64_t batch, int64_t tiles, int threads, int64_t tasks_per_thread) {
   if (threads <= 1) return 1;
-  return std::max<int64_t>(1, std::min(tiles, ceil_div(kTasksPerThread * threads, batch)));
+  return std::max<int64_t>(1, std::min(tiles, ceil_div(tasks_per_thread * threads, batch)));
 }
 
 AttnProblem make_problem(const float* q, const float* k, const float* v, const AttentionMask& mask, bool causal,
@@ -115,7 +118,7 @@ void sdpa_forward(const float* q, const float* k, const float* v, const Attentio
   const AttnKernels& kern = kernels();
   AttnProblem p = make_problem(q, k, v, mask, causal, scale, d);
   const int threads = threads_for(d);
-  const int64_t chunks = chunks_for(d.batch, ceil_div(d.l, kern.q_tile), threads);
+  const int64_t chunks = chunks_for(d.batch, ceil_div(d.l, kern.q_tile), threads, kTasksPerThread);
   const size_t per_thread = kern.forward_work(p);
   const size_t mask_n = mask_floats(mask, d);
   float* buf = scratch().get(mask_n + per_thread * static_cast<size_t>(threads));
@@ -142,7 +145,7 @@ void sdpa_backward(const float* q, const float* k, const float* v, const Attenti
   AttnProblem p = make_problem(q, k, v, mask, causal, scale, d);
   const AttnGrads g{out, lse, gout, gk, gv};
   const int threads = threads_for(d);
-  const int64_t chunks = chunks_for(d.batch, ceil_div(d.s, kern.k_tile), threads);
+  const int64_t chunks = chunks_for(d.batch, ceil_div(d.s, kern.k_tile), threads, kBackwardTasksPerThread);
   const size_t per_thread = kern.backward_work(p);
   const size_t mask_n = mask_floats(mask, d);
   const size_t part = static_cast<size_t>(d.l * d.e);  // one chunk's share of gq (for one batch)
