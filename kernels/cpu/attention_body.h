@@ -61,11 +61,11 @@ inline VT vexp2_nonpos(VT x) {
   const VT magic = Vec::set1(12582912.0f + 127.0f);  // 1.5 * 2^23 + exponent bias
   const VT t = Vec::add(x, magic);
   const VT f = Vec::sub(x, Vec::sub(t, magic));
-  const VT f2 = Vec::mul(f, f);
-  const VT a = Vec::fma(Vec::set1(0.69314694f), f, Vec::set1(1.0000001f));
-  const VT b = Vec::fma(Vec::set1(0.055507131f), f, Vec::set1(0.24022120f));
-  const VT c = Vec::fma(Vec::set1(0.0013276471f), f, Vec::set1(0.0096755419f));
-  const VT p = Vec::fma(Vec::fma(c, f2, b), f2, a);
+  VT p = Vec::fma(Vec::set1(0.0013276471f), f, Vec::set1(0.0096755419f));
+  p = Vec::fma(p, f, Vec::set1(0.055507131f));
+  p = Vec::fma(p, f, Vec::set1(0.24022120f));
+  p = Vec::fma(p, f, Vec::set1(0.69314694f));
+  p = Vec::fma(p, f, Vec::set1(1.0000001f));
   return Vec::mul(p, Vec::shl23(t));
 }
 
@@ -219,27 +219,19 @@ inline float row_max(const float* s, int64_t n) {
 inline float exp_sum(float* s, int64_t n, float mul, float sub) {
   const VT vmul = Vec::set1(mul);
   const VT vsub = Vec::set1(-sub);
-  VT s0 = Vec::set1(0.0f), s1 = s0;
+  VT sum = Vec::set1(0.0f);
   int64_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) {
-    const VT e0 = vexp2_nonpos(Vec::fma(Vec::load(s + j), vmul, vsub));
-    const VT e1 = vexp2_nonpos(Vec::fma(Vec::load(s + j + W), vmul, vsub));
-    Vec::store(s + j, e0);
-    Vec::store(s + j + W, e1);
-    s0 = Vec::add(s0, e0);
-    s1 = Vec::add(s1, e1);
-  }
   for (; j + W <= n; j += W) {
     const VT e = vexp2_nonpos(Vec::fma(Vec::load(s + j), vmul, vsub));
     Vec::store(s + j, e);
-    s0 = Vec::add(s0, e);
+    sum = Vec::add(sum, e);
   }
   if (j < n) {
     const VT e = vexp2_nonpos(Vec::fma(Vec::load_part(s + j, n - j, kNegInf), vmul, vsub));  // 2^-inf = 0
     Vec::store_part(s + j, e, n - j);
-    s1 = Vec::add(s1, e);
+    sum = Vec::add(sum, e);
   }
-  return Vec::hsum(Vec::add(s0, s1));
+  return Vec::hsum(sum);
 }
 
 inline void scale_row(float* x, int64_t n, float f) {
