@@ -55,7 +55,8 @@ int64_t padded(int64_t n) { return (n + kNr - 1) / kNr * kNr; }
 // no overflow range to cover, no ln 2 reduction (the caller folds log2(e) into its own fma).
 // n = round(x) comes from the magic-number addition, whose low mantissa bits then hold
 // n + 127, the biased exponent of 2^n (0 at n = -127: the result flushes to 0); 2^(x - n) is
-// a degree-5 polynomial (a relative-error fit on [-1/2, 1/2], evaluated in Estrin's scheme).
+// a degree-5 polynomial (a relative-error fit on [-1/2, 1/2]; Horner's scheme needs the fewest
+// registers, and the callers' loops keep every value in one).
 inline VT vexp2_nonpos(VT x) {
   x = Vec::max(Vec::set1(-127.0f), x);  // NaN passes through
   const VT magic = Vec::set1(12582912.0f + 127.0f);  // 1.5 * 2^23 + exponent bias
