@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from .. import creation, dtypes
+from ..autograd import is_grad_enabled
 from ..ops import activation as A, attention as AT, conv as C, gather as G, norm as N
 from ..tensor import Tensor, where
 
@@ -277,7 +278,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if is_causal and attn_mask is not None:
         raise ValueError("scaled_dot_product_attention: explicit attn_mask should not be set when is_causal=True")
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    learned_mask = attn_mask is not None and attn_mask.requires_grad
+    learned_mask = attn_mask is not None and attn_mask.requires_grad and is_grad_enabled()
     if dropout_p > 0 or learned_mask:
         return _composed_attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
     return AT.ScaledDotProductAttention.apply(query, key, value, attn_mask, bool(is_causal), scale)

@@ -17,12 +17,12 @@ import math
 
 import numpy as np
 
+from ..backends.reference import xp_of
 from .base import Cost, Op, Sample, op, randn
 
 
 def _batch(x, batch, size):
     """x (..., R, C) broadcast to batch + (R, C) and viewed as (size, R, C)."""
-    from ..backends.reference import xp_of
     return xp_of(x).broadcast_to(x, batch + x.shape[-2:]).reshape((size,) + x.shape[-2:])
 
 
@@ -67,7 +67,6 @@ class ScaledDotProductAttention(Op):
 
     @staticmethod
     def forward(ctx, q, k, v, mask, is_causal, scale):
-        from ..backends.reference import xp_of
         xp = xp_of(q)
         batch = tuple(np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
         size = math.prod(batch)
