@@ -32,6 +32,7 @@ PYBIND11_MODULE(_cpu, m) {
   tg::cpu_glue::bind_host_cache(m);
   tg::cpu_glue::bind_pool(m);
   tg::cpu_glue::bind_loss(m);
+  tg::cpu_glue::bind_attention(m);
   m.def("isa", [] { return std::string(tg::cpu::isa_name(tg::cpu::active_isa())); },
         "The CPU path the kernels run: 'avx512', 'avx2' or 'generic' (capped by TILEGRAD_CPU_ISA).");
   m.def("num_threads", &tg::cpu::num_threads, "OpenMP threads the kernels use.");

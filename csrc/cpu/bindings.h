@@ -15,6 +15,7 @@ void bind_epilogue(pybind11::module_& m);  // bias + activation epilogue
 void bind_host_cache(pybind11::module_& m);  // NumPy allocator with a cache of large blocks
 void bind_pool(pybind11::module_& m);  // max / average 2-D pooling
 void bind_loss(pybind11::module_& m);  // fused cross-entropy
+void bind_attention(pybind11::module_& m);  // fused scaled dot-product attention
 
 }  // namespace cpu_glue
 }  // namespace tg

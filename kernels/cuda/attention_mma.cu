@@ -186,7 +186,7 @@ forward_mma(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k, cons
     for (int h = 0; h < 2; ++h) {
       if (rows[h] >= L) continue;
       const bool dead = l[h] == 0.0f;  // no key allowed: NaN outputs, lse -inf
-      const float inv = dead ? NAN : 1.0f / l[h];
+      const float inv = dead ? 0.0f : 1.0f / l[h];  // a row with no key: 0, as PyTorch
       uint16_t* orow = out + (b * L + rows[h]) * kD + 2 * t;
 #pragma unroll
       for (int j = 0; j < T::kOutTiles; ++j) {

@@ -92,7 +92,7 @@ forward_rows(const float* __restrict__ q, const float* __restrict__ k, const flo
       m = m_new;
     }
     const bool dead = l == 0.0f;  // no key allowed: NaN outputs, lse -inf
-    store_row(out + r * Ev, acc, dead ? NAN : 1.0f / l, Ev, w.lane);
+    store_row(out + r * Ev, acc, dead ? 0.0f : 1.0f / l, Ev, w.lane);  // no key: 0, as PyTorch
     if (w.lane == 0) lse[r] = dead ? -INFINITY : m + logf(l);
   }
 }

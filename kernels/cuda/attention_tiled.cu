@@ -232,7 +232,7 @@ forward_tiled(const float* __restrict__ q, const float* __restrict__ k, const fl
       const int64_t row = q0 + ty + kTy * i;
       if (row >= L) continue;
       const bool dead = l[i] == 0.0f;  // no key allowed: NaN outputs, lse -inf
-      const float inv = dead ? NAN : 1.0f / l[i];
+      const float inv = dead ? 0.0f : 1.0f / l[i];  // a row with no key: 0, as PyTorch
       float* orow = out + (b * L + row) * Ev;
 #pragma unroll
       for (int c = 0; c < T::kOut; ++c) {

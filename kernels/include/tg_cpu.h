@@ -173,6 +173,34 @@ void cross_entropy_forward(const float* x, const int64_t* t, const float* w, flo
 void cross_entropy_backward(const float* x, const float* lse, const int64_t* t, const float* w,
                             const float* grow, float* gx, int64_t rows, int64_t c, int64_t ignore_index,
                             float eps);
+// ---- scaled dot-product attention (kernels/cpu/attention*.cpp) --------------------------
+
+// q (batch, l, e), k (batch, s, e), v (batch, s, ev), out (batch, l, ev), lse (batch, l).
+struct AttentionDims {
+  int64_t batch, l, s, e, ev;
+};
+
+// An optional mask of shape (batch, rows, s) broadcast to (dims.batch, l, s): batch is 1 or
+// dims.batch, rows is 1 (the same for every query) or l. At most one of `add` (added to the
+// scaled scores) and `keep` (nonzero: may attend; zero: masked) is set; neither: no mask.
+struct AttentionMask {
+  const float* add = nullptr;
+  const uint8_t* keep = nullptr;
+  int64_t batch = 1, rows = 1;
+};
+
+// out = softmax(scale * q k^T + mask) v per batch, flash style (query x key tiles, online
+// softmax; the l x s scores are never stored whole), and lse = the log-sum-exp of each row of
+// the scaled, masked scores. causal masks key j > query i (top-left aligned). A row with no
+// key left gives out 0 and lse -inf. Outputs overlap nothing.
+void sdpa_forward(const float* q, const float* k, const float* v, const AttentionMask& mask, bool causal,
+                  float scale, const AttentionDims& dims, float* out, float* lse);
+
+// Gradients of sdpa_forward for the output gradient gout, recomputing the probabilities
+// tile by tile from lse. Outputs overlap nothing.
+void sdpa_backward(const float* q, const float* k, const float* v, const AttentionMask& mask, bool causal,
+                   float scale, const AttentionDims& dims, const float* out, const float* lse,
+                   const float* gout, float* gq, float* gk, float* gv);
 
 }  // namespace cpu
 }  // namespace tg

@@ -89,6 +89,24 @@ def test_bound_labels_follow_intensity(tiny_run):
     assert relu["intensity"] == pytest.approx(1 / 8)  # one flop per 4-byte read and 4-byte write
 
 
+def test_attention_cases_check_forward_and_gradients(monkeypatch, tmp_path, small_peaks):
+    path = tmp_path / "r.json"
+    ops = "attention,attention_causal,attention_grad,attention_causal_grad"
+    assert main(TINY + ["--ops", ops, "--devices", "cpu", "--peers", "numpy", "--json", str(path)]) == 0
+    cases = {(c["op"], c["kernels"]): c for c in json.loads(path.read_text())["cases"]}
+    assert {op for op, _ in cases} == set(ops.split(","))
+    assert all(c["status"] == "ok" for c in cases.values())
+    assert cases[("attention_grad", "native")]["flops"] > 3 * cases[("attention", "native")]["flops"]
+    assert cases[("attention_causal", "native")]["flops"] < cases[("attention", "native")]["flops"]
+    # a wrong gradient fails the forward + backward case only
+    def off_by_one_percent(*args):
+        return tuple(g * 1.01 for g in reference.KERNELS["sdpa_backward"](*args))
+    monkeypatch.setitem(cpu.KERNELS, "sdpa_backward", off_by_one_percent)
+    assert main(TINY + ["--ops", ops, "--devices", "cpu", "--peers", "numpy", "--json", str(path)]) == 1
+    failed = {(c["op"], c["kernels"]) for c in json.loads(path.read_text())["cases"] if c["status"] != "ok"}
+    assert failed == {("attention_grad", "native"), ("attention_causal_grad", "native")}
+
+
 def test_wrong_kernel_is_reported_failed(monkeypatch, capsys, small_peaks):
     monkeypatch.setitem(cpu.KERNELS, "relu", lambda x: reference.relu(x) + 1)
     status = main(TINY + ["--ops", "relu", "--devices", "cpu"])

@@ -58,10 +58,16 @@ CPU_GOOD = {
                                       "padding": (1, 0), "dilation": (1, 1), "groups": 2, "gx": f32(2, 4, 5, 6)},
     "conv2d_backward_weight": lambda: {"gy": f32(2, 6, 5, 3), "x": f32(2, 4, 5, 6), "stride": (1, 2),
                                        "padding": (1, 0), "dilation": (1, 1), "groups": 2, "gw": f32(6, 2, 3, 2)},
+    "sdpa_forward": lambda: {"q": f32(2, 3, 4), "k": f32(2, 5, 4), "v": f32(2, 5, 6), "mask": np.ones((2, 1, 5), bool),
+                             "is_causal": True, "scale": 0.5, "out": f32(2, 3, 6), "lse": f32(2, 3)},
+    "sdpa_backward": lambda: {"q": f32(2, 3, 4), "k": f32(2, 5, 4), "v": f32(2, 5, 6), "mask": f32(1, 3, 5),
+                              "is_causal": False, "scale": 0.5, "out": f32(2, 3, 6), "lse": f32(2, 3),
+                              "gout": f32(2, 3, 6), "gq": f32(2, 3, 4), "gk": f32(2, 5, 4), "gv": f32(2, 5, 6)},
 }
 # Outputs by function (default: "out"); array arguments are the ndarray-valued ones.
 CPU_OUTS = {"layer_norm": ("y", "mean", "rstd"), "layer_norm_backward": ("gx", "gweight", "gbias"),
-            "conv2d_backward_input": ("gx",), "conv2d_backward_weight": ("gw",)}
+            "conv2d_backward_input": ("gx",), "conv2d_backward_weight": ("gw",),
+            "sdpa_forward": ("out", "lse"), "sdpa_backward": ("gq", "gk", "gv")}
 CPU_ARGS = [(fn, name) for fn, make in CPU_GOOD.items() for name, v in make().items() if isinstance(v, np.ndarray)]
 CPU_OUT_ARGS = [(fn, name) for fn in CPU_GOOD for name in CPU_OUTS.get(fn, ("out",))]
 ELEMENTWISE = ["relu", "relu_backward", "softmax", "log_softmax", "softmax_backward", "log_softmax_backward",
@@ -114,8 +120,8 @@ def test_cpu_wrong_dtype(fn, name, dtype):
 @pytest.mark.parametrize("fn,name", CPU_ARGS)
 @pytest.mark.parametrize("bad", [None, [[1.0, 2.0]], 3.0, "x", memoryview(b"abcd")], ids=repr)
 def test_cpu_not_an_array(fn, name, bad):
-    if bad is None and name in ("weight", "bias"):
-        pytest.skip("None means no weight / bias")
+    if bad is None and name in ("weight", "bias", "mask"):
+        pytest.skip("None means no weight / bias / mask")
     args = CPU_GOOD[fn]()
     args[name] = bad
     with raises_naming(TypeError, fn, "_cpu", f"'{name}'"):
@@ -160,6 +166,8 @@ def test_cpu_readonly_out(fn, name):
 @pytest.mark.parametrize("fn,name", CPU_ARGS)
 def test_cpu_unaligned(fn, name):
     args = CPU_GOOD[fn]()
+    if args[name].dtype == bool:
+        pytest.skip("a bool array is always aligned")
     shape = args[name].shape
     raw = np.zeros(args[name].nbytes + 1, np.uint8)[1:]
     args[name] = raw.view(np.float32).reshape(shape)

@@ -108,6 +108,10 @@ def run_act_backward(name, a, gy, slope=0.01, out=None):
     return out
 
 
+def assert_true(ok, what):
+    assert ok, what
+
+
 def assert_close(got, want, rtol, atol, what):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True, err_msg=what)
 
@@ -396,7 +400,9 @@ for shape, dim in t.SOFTMAX_CASES:
             want = y64 * (g64 - (g64 * y64).sum(axis=dim, keepdims=True))
         else:
             want = g64 - np.exp(y64) * g64.sum(axis=dim, keepdims=True)
-        check(f"{name}_backward {shape} {dim}", lambda: t.assert_close(gx, want, 1e-4, 1e-5, ""))
+        # the tolerance of the main test: the row sum's rounding grows with the row's |gy|
+        scale = 1e-5 * (1 + np.abs(g64).sum(axis=dim, keepdims=True))
+        check(f"{name}_backward {shape} {dim}", lambda: t.assert_true(np.all(np.abs(gx - want) <= scale), ""))
 for name in t.ACTS:
     for n in t.SIZES:
         x = normal(n) * 4

@@ -144,3 +144,73 @@ def test_avg_pool2d_float32_matches_pytorch(k, s, p, ceil, include, divisor, see
     (y * tg.tensor(g)).sum().backward()
     (ty * torch.tensor(g)).sum().backward()
     np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+# (q, k, v shapes, mask: None | ("bool" | "float", shape), is_causal, scale)
+SDPA_CASES = [
+    ("causal_L_gt_S", (2, 3, 7, 8), (2, 3, 4, 8), (2, 3, 4, 5), None, True, None),
+    ("causal_L_lt_S", (2, 2, 3, 8), (2, 2, 9, 8), (2, 2, 9, 8), None, True, 0.5),
+    ("bool_mask_LS", (2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 3), ("bool", (5, 6)), False, None),
+    ("bool_key_padding", (2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 3), ("bool", (2, 1, 1, 6)), False, None),
+    ("float_mask_per_head", (2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 3), ("float", (3, 5, 6)), False, 0.2),
+    ("float_mask_full", (2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 3), ("float", (2, 3, 5, 6)), False, None),
+    ("kv_broadcast", (2, 3, 5, 4), (1, 3, 6, 4), (3, 6, 2), ("float", (5, 1)), False, None),
+    ("q_broadcast", (1, 5, 4), (3, 6, 4), (3, 6, 2), None, True, None),
+    ("fully_masked_rows", (2, 5, 4), (2, 6, 4), (2, 6, 3), ("dead", (5, 6)), False, None),
+    ("ragged_3d", (3, 67, 13), (3, 133, 13), (3, 133, 9), ("bool", (3, 67, 133)), False, None),
+    ("ragged_causal", (2, 150, 16), (2, 150, 16), (2, 150, 24), None, True, None),
+]
+
+
+def _sdpa_mask(rng, kind, shape):
+    if kind == "float":
+        return rng.standard_normal(shape)
+    keep = rng.random(shape) < 0.6
+    keep[..., 0] = True
+    if kind == "dead":  # rows 1 and 3 attend to nothing: PyTorch gives 0 there, and 0 gradients
+        keep[..., 1, :] = keep[..., 3, :] = False
+    return keep
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name,qs,ks,vs,mask,causal,scale", SDPA_CASES, ids=[c[0] for c in SDPA_CASES])
+def test_sdpa_forward_and_gradients_match_pytorch(name, qs, ks, vs, mask, causal, scale, dtype, seed):
+    """float64 runs the reference kernels, float32 the native ones: both against PyTorch."""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in (qs, ks, vs)]
+    m = None if mask is None else _sdpa_mask(rng, *mask)
+    if m is not None and m.dtype != bool:
+        m = m.astype(dtype)
+    ours = [tg.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y = F.scaled_dot_product_attention(*ours, attn_mask=None if m is None else tg.tensor(m), is_causal=causal, scale=scale)
+    ty = TF.scaled_dot_product_attention(*theirs, attn_mask=None if m is None else torch.tensor(m), is_causal=causal,
+                                         scale=scale)
+    rtol, atol = (1e-9, 1e-10) if dtype == "float64" else (2e-4, 2e-5)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=rtol, atol=atol)
+    g = rng.standard_normal(ty.shape).astype(dtype)
+    y.backward(tg.tensor(g))
+    ty.backward(torch.tensor(g))
+    for a, b, what in zip(ours, theirs, "qkv"):
+        assert a.grad.shape == tuple(b.grad.shape), what
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"grad of {what}")
+
+
+def test_sdpa_learned_float_mask_gets_pytorch_gradient(seed):
+    rng = np.random.default_rng(seed)
+    q, k, v, bias = (rng.standard_normal(s) for s in ((2, 4, 3), (2, 5, 3), (2, 5, 2), (4, 5)))
+    ours = [tg.tensor(a, requires_grad=True) for a in (q, k, v, bias)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (q, k, v, bias)]
+    F.scaled_dot_product_attention(*ours[:3], attn_mask=ours[3]).sum().backward()
+    TF.scaled_dot_product_attention(*theirs[:3], attn_mask=theirs[3]).sum().backward()
+    np.testing.assert_allclose(ours[3].grad.numpy(), theirs[3].grad.numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_sdpa_rejects_what_pytorch_rejects():
+    q, k, v = tg.randn(2, 4, 3), tg.randn(2, 5, 3), tg.randn(2, 5, 2)
+    with pytest.raises(ValueError, match="is_causal"):
+        F.scaled_dot_product_attention(q, k, v, attn_mask=tg.ones(4, 5), is_causal=True)
+    with pytest.raises(ValueError, match="broadcast"):
+        F.scaled_dot_product_attention(q, k, v, attn_mask=tg.ones(3, 2, 4, 5))
+    with pytest.raises(ValueError, match="at least 2 dims"):
+        F.scaled_dot_product_attention(tg.randn(3), k, v)

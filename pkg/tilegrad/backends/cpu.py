@@ -7,7 +7,8 @@ route everything else (other dtypes, shapes the kernel does not cover) to the re
 import numpy as np
 
 from . import reference, reference_nn
-from .native import F32, conv_geometry, elementwise_covered, layer_norm_covered, matmul_covered, softmax_covered
+from .native import (F32, attention_covered, conv_geometry, elementwise_covered, layer_norm_covered, matmul_covered,
+                     softmax_covered)
 
 try:
     from tilegrad import _cpu
@@ -360,6 +361,31 @@ def cross_entropy_backward(logits, lse, target, weight, ignore_index, label_smoo
     return glogits
 
 
+def _mask_arg(mask):
+    return None if mask is None else _f32c(mask)
+
+
+def sdpa_forward(q, k, v, mask, is_causal, scale):
+    """The fused flash-style kernel for float32 (any mask form the op produces); the reference
+    for other dtypes (float64 gradchecks) and mask shapes it does not cover."""
+    if not attention_covered(q, k, v, mask):
+        return REF["sdpa_forward"](q, k, v, mask, is_causal, scale)
+    out = np.empty(q.shape[:2] + v.shape[2:], F32)
+    lse = np.empty(q.shape[:2], F32)
+    _cpu.sdpa_forward(_f32c(q), _f32c(k), _f32c(v), _mask_arg(mask), bool(is_causal), float(scale), out, lse)
+    return out, lse
+
+
+def sdpa_backward(q, k, v, mask, is_causal, scale, out, lse, gout):
+    if not attention_covered(q, k, v, mask, out, lse, gout):
+        return REF["sdpa_backward"](q, k, v, mask, is_causal, scale, out, lse, gout)
+    q, k, v = _f32c(q), _f32c(k), _f32c(v)
+    gq, gk, gv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    _cpu.sdpa_backward(q, k, v, _mask_arg(mask), bool(is_causal), float(scale), _f32c(out), _f32c(lse), _f32c(gout),
+                       gq, gk, gv)
+    return gq, gk, gv
+
+
 if _cpu is not None:
     KERNELS.update(
         relu=relu, relu_backward=relu_backward, matmul=matmul, linear=linear, bias_act=bias_act,
@@ -381,6 +407,7 @@ if _cpu is not None:
         max_pool2d=max_pool2d, max_pool2d_backward=max_pool2d_backward,
         avg_pool2d=avg_pool2d, avg_pool2d_backward=avg_pool2d_backward,
         cross_entropy_forward=cross_entropy_forward, cross_entropy_backward=cross_entropy_backward,
+        sdpa_forward=sdpa_forward, sdpa_backward=sdpa_backward,
     )
 
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from . import reference, reference_fused
+from . import reference
 from .native import (F32, I64, conv_geometry, divisor_override_covered, elementwise_covered, layer_norm_covered,
                      matmul_covered, pool_geometry, softmax_covered)
 
@@ -270,9 +270,8 @@ SDPA_MAX_HEAD_DIM = 128
 
 
 def _ref(name):
-    """The reference kernel of a fused op: reference.KERNELS' when it has one, else the
-    materialised one of reference_fused."""
-    return REF.get(name) or getattr(reference_fused, name)
+    """The reference kernel of a fused op (materialised scores / log-probabilities)."""
+    return REF[name]
 
 
 def _sdpa_covered(q, k, v):

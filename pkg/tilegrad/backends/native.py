@@ -87,3 +87,24 @@ def divisor_override_covered(divisor_override):
     """The reference divides by divisor_override when it is truthy: the kernels take it as a
     non-zero int (None for the window's own count)."""
     return not divisor_override or _is_int(divisor_override)
+
+
+def attention_covered(q, k, v, mask, *more):
+    """float32 3-D q (B, L, E), k (B, S, E), v (B, S, Ev); mask None, or bool / float32 of shape
+    (Bm, Lm, S) with Bm in {1, B} and Lm in {1, L}; ``more`` (the backward's out, lse, gout)
+    float32 of the shapes the forward gives."""
+    if any(a.dtype != F32 or a.ndim != 3 for a in (q, k, v)):
+        return False
+    (b, length, e), (bk, source, ek), (bv, sv, _) = q.shape, k.shape, v.shape
+    if bk != b or bv != b or ek != e or sv != source:
+        return False
+    if mask is not None:
+        if mask.dtype not in (F32, np.dtype(bool)) or mask.ndim != 3 or mask.shape[2] != source \
+                or mask.shape[0] not in (1, b) or mask.shape[1] not in (1, length):
+            return False
+    if more:
+        out, lse, gout = more
+        shapes = ((out, q.shape[:2] + v.shape[2:]), (lse, q.shape[:2]), (gout, q.shape[:2] + v.shape[2:]))
+        if any(a.dtype != F32 or a.shape != shape for a, shape in shapes):
+            return False
+    return True

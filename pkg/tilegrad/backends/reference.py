@@ -259,11 +259,11 @@ KERNELS = {name: fn for name, fn in globals().items()
 
 
 def _add_nn_kernels():
-    from . import reference_loss, reference_nn  # the neural-network kernels live in their own files
-    for more in (reference_nn.KERNELS, reference_loss.KERNELS):
-        overlap = set(KERNELS) & set(more)
+    from . import reference_attention, reference_loss, reference_nn  # the neural-network kernels live in their own files
+    for family in (reference_nn.KERNELS, reference_loss.KERNELS, reference_attention.KERNELS):
+        overlap = set(KERNELS) & set(family)
         assert not overlap, f"kernels defined twice: {overlap}"
-        KERNELS.update(more)
+        KERNELS.update(family)
 
 
 _add_nn_kernels()

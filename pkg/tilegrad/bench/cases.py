@@ -210,26 +210,98 @@ SPECS.update({
         tol=_tol(), label=_shape_label, from_n=lambda n: (max(1, n // 1000), 1000), cost=_ce_step_cost),
 })
 
+
+# ---- attention: (batch, heads, sequence, head dim), forward and forward + backward ----------------
+def _attention_shape(size):
+    b, h, s, d = size
+    return (b, h, s, d)
+
+
+def _attention_inputs(rng, size):
+    return tuple(_randn(rng, _attention_shape(size)) for _ in range(3))
+
+
+def _attention_array(causal, with_backward):
+    """The reference kernels (scores materialised) on xp arrays: the NumPy peer and, in float64,
+    the oracle. Forward + backward runs with the output as its own upstream gradient (the
+    gradient of sum(out ** 2) / 2) and returns the three gradients flattened end to end."""
+    def array(xp, q, k, v):
+        from tilegrad.backends import reference_attention as ref
+        scale = 1 / math.sqrt(q.shape[-1])
+        out, lse = ref.sdpa_forward(q, k, v, None, causal, scale)
+        if not with_backward:
+            return out
+        grads = ref.sdpa_backward(q, k, v, None, causal, scale, out, lse, out)
+        return xp.concatenate([g.reshape(-1) for g in grads])
+    return array
+
+
+def _attention_tilegrad(causal, with_backward):
+    def run(q, k, v):
+        import tilegrad
+        import tilegrad.nn.functional as F
+        if not with_backward:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        out.backward(out.detach())
+        return tilegrad.cat([t.grad.reshape(-1) for t in (q, k, v)])
+    return run
+
+
+def _attention_torch(causal, with_backward):
+    def run(torch, q, k, v):
+        if not with_backward:
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        out.backward(out.detach())
+        return torch.cat([t.grad.reshape(-1) for t in (q, k, v)])
+    return run
+
+
+def _attention_spec(name, causal, with_backward):
+    return OpSpec(
+        name, "ScaledDotProductAttention", "sdpa_backward" if with_backward else "sdpa_forward",
+        inputs=_attention_inputs,
+        params=lambda size: (None, causal, None, with_backward),
+        tilegrad=_attention_tilegrad(causal, with_backward),
+        array=_attention_array(causal, with_backward),
+        torch=_attention_torch(causal, with_backward),
+        # outputs average over S values; gradients sum over S (keys) or L (queries) terms
+        tol=_tol(lambda size: 4 * math.sqrt(size[2])), label=lambda size: "B{}xH{}xS{}xD{}".format(*size),
+        from_n=lambda n: (8, 8, n, 64))
+
+
+for _name, _causal, _backward in (("attention", False, False), ("attention_causal", True, False),
+                                  ("attention_grad", False, True), ("attention_causal_grad", True, True)):
+    SPECS[_name] = _attention_spec(_name, _causal, _backward)
+
 KERNEL_OPS = tuple(SPECS)
+_ATTENTION = ("attention", "attention_causal", "attention_grad", "attention_causal_grad")
 
 # Sizes per op, smallest first: elementwise and sum take an element count, softmax and cross_entropy
 # a (rows, cols) shape, matmul the side of square matrices, pooling (input shape, (kernel, stride,
-# padding)). ``--sizes N,...`` maps each N through ``from_n``.
+# padding)), attention (batch, heads, sequence, head dim). ``--sizes N,...`` maps each N through
+# ``from_n`` (attention: B8 H8 S=N D64, so ``--sizes 512`` is the B8 H8 S512 D64 case of "full";
+# "quick" keeps a quarter-size one to stay quick, as the reference kernels materialise every score
+# matrix).
 SIZES = {
     "tiny": {"relu": [1000], "add": [1000], "softmax": [(8, 33)], "matmul": [16], "sum": [1000],
              "max_pool2d": [((2, 4, 9, 11), (3, 2, 1))], "avg_pool2d": [((2, 4, 9, 11), (3, 2, 1))],
-             "cross_entropy": [(16, 10)]},
+             "cross_entropy": [(16, 10)], **{a: [(1, 2, 16, 8)] for a in _ATTENTION}},
     "quick": {"relu": [1 << 16, 1 << 22], "add": [1 << 16, 1 << 22], "softmax": [(256, 256), (1024, 4096)],
               "matmul": [128, 1024], "sum": [1 << 16, 1 << 22],
               "max_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((8, 64, 56, 56), (3, 2, 1))],
               "avg_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((8, 64, 56, 56), (3, 2, 1))],
-              "cross_entropy": [(128, 10), (4096, 1000)]},
+              "cross_entropy": [(128, 10), (4096, 1000)], **{a: [(4, 8, 256, 64)] for a in _ATTENTION}},
     "full": {"relu": [1 << 12, 1 << 16, 1 << 20, 1 << 24], "add": [1 << 12, 1 << 16, 1 << 20, 1 << 24],
              "softmax": [(64, 128), (1024, 1024), (4096, 4096), (256, 32768)],
              "matmul": [64, 256, 1024, 2048], "sum": [1 << 12, 1 << 16, 1 << 20, 1 << 24],
              "max_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((32, 64, 56, 56), (3, 2, 1))],
              "avg_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((32, 64, 56, 56), (3, 2, 1))],
-             "cross_entropy": [(128, 10), (4096, 1000), (256, 32768)]},
+             "cross_entropy": [(128, 10), (4096, 1000), (256, 32768)],
+             **{a: [(8, 8, 128, 64), (8, 8, 512, 64), (2, 8, 2048, 64)] for a in _ATTENTION}},
 }
 
 

@@ -1,8 +1,8 @@
 """``tilegrad.nn.functional``: PyTorch's functional API over tilegrad's ops.
 
-Kernel-backed ops (convolution, pooling, layer norm, activations, embedding) are op-table ops;
-the rest (linear, dropout, batch norm, attention, the losses) are compositions of tensor ops, so
-autograd derives their backward.
+Kernel-backed ops (convolution, pooling, layer norm, activations, embedding, attention) are
+op-table ops; the rest (linear, dropout, batch norm, the losses) are compositions of tensor ops,
+so autograd derives their backward.
 """
 import math
 import numbers
@@ -10,7 +10,8 @@ import numbers
 import numpy as np
 
 from .. import creation, dtypes
-from ..ops import activation as A, conv as C, gather as G, loss as L, matmul as M, norm as N
+from ..autograd import is_grad_enabled
+from ..ops import activation as A, attention as AT, conv as C, gather as G, loss as L, matmul as M, norm as N
 from ..tensor import Tensor, where
 
 
@@ -278,11 +279,29 @@ def _stack(tensors, dim):
 # ---- attention ----------------------------------------------------------------------------
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
     """softmax(q k^T * scale + mask) v over the last two dims, PyTorch's semantics: a bool
-    ``attn_mask`` marks the positions that may be attended to; a float one is added to the scores."""
+    ``attn_mask`` marks the positions that may be attended to; a float one is added to the scores;
+    ``is_causal`` masks above the top-left diagonal (and excludes ``attn_mask``). Leading dims
+    broadcast. A row with nothing to attend to gives 0, as PyTorch does.
+
+    One fused op (``ops.attention``) unless ``dropout_p > 0`` or the float mask requires grad:
+    those run as a composition of tensor ops (dropout on the probabilities; the mask's
+    gradient), where a fully masked row gives NaN instead."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if t.ndim < 2:
+            raise ValueError(f"scaled_dot_product_attention: {name} must have at least 2 dims, got shape {t.shape}")
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: shapes query {query.shape}, key {key.shape} and value "
                          f"{value.shape} do not fit (..., L, E), (..., S, E), (..., S, Ev)")
-    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: explicit attn_mask should not be set when is_causal=True")
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    learned_mask = attn_mask is not None and attn_mask.requires_grad and is_grad_enabled()
+    if dropout_p > 0 or learned_mask:
+        return _composed_attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
+    return AT.ScaledDotProductAttention.apply(query, key, value, attn_mask, bool(is_causal), scale)
+
+
+def _composed_attention(query, key, value, attn_mask, dropout_p, is_causal, scale):
     scores = (query @ key.transpose(-2, -1)) * scale
     if is_causal:
         length, source = query.shape[-2], key.shape[-2]
