@@ -25,7 +25,8 @@ def test_twin_matches_pytorch_first_loss():
 
 
 def test_wrong_native_kernel_fails_the_model_case(monkeypatch):
-    monkeypatch.setitem(cpu.KERNELS, "relu", lambda x: reference.relu(x) * 1.5)
+    # (the mlp's Linear + ReLU pairs run as the fused linear kernel)
+    monkeypatch.setitem(cpu.KERNELS, "linear", lambda x, w, b, act: reference.linear(x, w, b, act) * 1.5)
     (rec,) = run_case("mlp")
     assert rec["status"] == "FAILED" and "reference" in rec["error"] and rec["time_s"] is None
 

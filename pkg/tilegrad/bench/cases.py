@@ -74,6 +74,16 @@ def _tol(grow=lambda size: 1.0):
     return tol
 
 
+def _reference_gelu(x):
+    from tilegrad.backends import reference_nn  # the exact (erf) form, NumPy or CuPy
+    return reference_nn.gelu(x, "none")
+
+
+def _tilegrad_functional():
+    import tilegrad.nn.functional as F
+    return F
+
+
 def _rows_of_1024(n):
     """N elements as rows of up to 1024 (softmax along the last dim)."""
     cols = min(n, 1024)
@@ -90,6 +100,14 @@ SPECS = {
         tilegrad=lambda x: x.relu(),
         array=lambda xp, x: xp.maximum(x, x.dtype.type(0)),
         torch=lambda torch, x: torch.relu(x),
+        **_ELEMENTWISE),
+    "gelu": OpSpec(
+        "gelu", "Gelu", "gelu",
+        inputs=lambda rng, n: (_randn(rng, (n,)),),
+        params=lambda n: ("none",),
+        tilegrad=lambda x: _tilegrad_functional().gelu(x),
+        array=lambda xp, x: _reference_gelu(x),
+        torch=lambda torch, x: torch.nn.functional.gelu(x),
         **_ELEMENTWISE),
     "add": OpSpec(
         "add", "Add", "add",
@@ -182,11 +200,6 @@ def _ce_step_cost(x, target, *_):
     return Cost(2 * forward.flops, forward.bytes + 2 * x.nbytes)
 
 
-def _tilegrad_functional():
-    import tilegrad.nn.functional as F
-    return F
-
-
 SPECS.update({
     "max_pool2d": OpSpec(
         "max_pool2d", "MaxPool2d", "max_pool2d",
@@ -277,31 +290,94 @@ for _name, _causal, _backward in (("attention", False, False), ("attention_causa
                                   ("attention_grad", False, True), ("attention_causal_grad", True, True)):
     SPECS[_name] = _attention_spec(_name, _causal, _backward)
 
+
+# ---- conv2d: 3x3, stride 1, padding 1 (the ResNet body), forward and forward + backward ------------
+# A size is (batch, channels in, height = width, channels out).
+def _conv_inputs(rng, size):
+    n, c, hw, k = size
+    return _randn(rng, (n, c, hw, hw)), _randn(rng, (k, c, 3, 3)) / math.sqrt(9 * c)
+
+
+def _conv_array(with_backward):
+    """The reference kernels (im2col + BLAS) on xp arrays; forward + backward returns the input and
+    weight gradients for an upstream gradient equal to the output, flattened end to end."""
+    def array(xp, x, w):
+        from tilegrad.backends import reference_nn as ref
+        geometry = ((1, 1), (1, 1), (1, 1), 1)
+        y = ref.conv2d(x, w, *geometry)
+        if not with_backward:
+            return y
+        gx = ref.conv2d_backward_input(y, w, x.shape, *geometry)
+        gw = ref.conv2d_backward_weight(y, x, w.shape, *geometry)
+        return xp.concatenate([gx.reshape(-1), gw.reshape(-1)])
+    return array
+
+
+def _conv_run(F, cat, with_backward):
+    def run(x, w):
+        if not with_backward:
+            return F.conv2d(x, w, padding=1)
+        x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
+        y = F.conv2d(x, w, padding=1)
+        y.backward(y.detach())
+        return cat([x.grad.reshape(-1), w.grad.reshape(-1)])
+    return run
+
+
+def _conv_spec(name, with_backward):
+    def tilegrad_run(x, w):
+        import tilegrad
+        return _conv_run(_tilegrad_functional(), tilegrad.cat, with_backward)(x, w)
+
+    def cost(x, w, *_):
+        from tilegrad import ops
+        forward = ops.OPS["Conv2d"].cost(x, w)
+        # the backward is two products of the forward's size (input and weight gradients)
+        return Cost(3 * forward.flops, 3 * forward.bytes) if with_backward else forward
+    return OpSpec(
+        name, "Conv2d", "conv2d_backward_weight" if with_backward else "conv2d",
+        inputs=_conv_inputs, params=lambda size: (),
+        tilegrad=tilegrad_run, array=_conv_array(with_backward),
+        torch=lambda torch, x, w: _conv_run(torch.nn.functional, torch.cat, with_backward)(x, w),
+        # sums of 9 * C products (forward, input gradient) or of N * H * W (weight gradient)
+        tol=_tol(lambda size: 4 * math.sqrt(9 * size[1] * (size[0] * size[2] ** 2 if with_backward else 1))),
+        label=lambda size: "N{}xC{}x{}x{}xK{}".format(size[0], size[1], size[2], size[2], size[3]),
+        from_n=lambda n: (8, 64, n, 64), cost=cost)
+
+
+SPECS["conv2d"] = _conv_spec("conv2d", False)
+SPECS["conv2d_grad"] = _conv_spec("conv2d_grad", True)
+
 KERNEL_OPS = tuple(SPECS)
 _ATTENTION = ("attention", "attention_causal", "attention_grad", "attention_causal_grad")
 
 # Sizes per op, smallest first: elementwise and sum take an element count, softmax and cross_entropy
 # a (rows, cols) shape, matmul the side of square matrices, pooling (input shape, (kernel, stride,
-# padding)), attention (batch, heads, sequence, head dim). ``--sizes N,...`` maps each N through
+# padding)), attention (batch, heads, sequence, head dim), conv2d (batch, channels in, height =
+# width, channels out) with 3x3 kernels and padding 1. ``--sizes N,...`` maps each N through
 # ``from_n`` (attention: B8 H8 S=N D64, so ``--sizes 512`` is the B8 H8 S512 D64 case of "full";
 # "quick" keeps a quarter-size one to stay quick, as the reference kernels materialise every score
 # matrix).
 SIZES = {
-    "tiny": {"relu": [1000], "add": [1000], "softmax": [(8, 33)], "matmul": [16], "sum": [1000],
+    "tiny": {"relu": [1000], "gelu": [1000], "add": [1000], "softmax": [(8, 33)], "matmul": [16], "sum": [1000],
              "max_pool2d": [((2, 4, 9, 11), (3, 2, 1))], "avg_pool2d": [((2, 4, 9, 11), (3, 2, 1))],
-             "cross_entropy": [(16, 10)], **{a: [(1, 2, 16, 8)] for a in _ATTENTION}},
-    "quick": {"relu": [1 << 16, 1 << 22], "add": [1 << 16, 1 << 22], "softmax": [(256, 256), (1024, 4096)],
+             "cross_entropy": [(16, 10)], **{a: [(1, 2, 16, 8)] for a in _ATTENTION},
+             "conv2d": [(2, 3, 9, 4)], "conv2d_grad": [(2, 3, 9, 4)]},
+    "quick": {"relu": [1 << 16, 1 << 22], "gelu": [1 << 16, 1 << 22], "add": [1 << 16, 1 << 22], "softmax": [(256, 256), (1024, 4096)],
               "matmul": [128, 1024], "sum": [1 << 16, 1 << 22],
               "max_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((8, 64, 56, 56), (3, 2, 1))],
               "avg_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((8, 64, 56, 56), (3, 2, 1))],
-              "cross_entropy": [(128, 10), (4096, 1000)], **{a: [(4, 8, 256, 64)] for a in _ATTENTION}},
-    "full": {"relu": [1 << 12, 1 << 16, 1 << 20, 1 << 24], "add": [1 << 12, 1 << 16, 1 << 20, 1 << 24],
+              "cross_entropy": [(128, 10), (4096, 1000)], **{a: [(4, 8, 256, 64)] for a in _ATTENTION},
+              "conv2d": [(8, 64, 32, 64)], "conv2d_grad": [(8, 64, 32, 64)]},
+    "full": {"relu": [1 << 12, 1 << 16, 1 << 20, 1 << 24], "gelu": [1 << 16, 1 << 24],
+             "add": [1 << 12, 1 << 16, 1 << 20, 1 << 24],
              "softmax": [(64, 128), (1024, 1024), (4096, 4096), (256, 32768)],
              "matmul": [64, 256, 1024, 2048], "sum": [1 << 12, 1 << 16, 1 << 20, 1 << 24],
              "max_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((32, 64, 56, 56), (3, 2, 1))],
              "avg_pool2d": [((64, 32, 28, 28), (2, 2, 0)), ((32, 64, 56, 56), (3, 2, 1))],
              "cross_entropy": [(128, 10), (4096, 1000), (256, 32768)],
-             **{a: [(8, 8, 128, 64), (8, 8, 512, 64), (2, 8, 2048, 64)] for a in _ATTENTION}},
+             **{a: [(8, 8, 128, 64), (8, 8, 512, 64), (2, 8, 2048, 64)] for a in _ATTENTION},
+             "conv2d": [(32, 64, 32, 64), (8, 128, 56, 128)], "conv2d_grad": [(32, 64, 32, 64)]},
 }
 
 
