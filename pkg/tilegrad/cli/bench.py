@@ -19,7 +19,8 @@ def _ops(text, allowed):
     """Bench case names, or op-table names of benched ops (``MatMul`` for ``matmul``)."""
     from tilegrad.bench import SPECS
     by_table = {spec.table.lower(): name for name, spec in SPECS.items()}
-    names = [by_table.get(n.strip().lower(), n.strip().lower()) for n in text.split(",") if n.strip()]
+    # a case's own name wins over an op-table name that aliases another case (conv2d vs conv2d_grad)
+    names = [n if n in SPECS else by_table.get(n, n) for n in (m.strip().lower() for m in text.split(",")) if n]
     return _names(",".join(names), allowed, "case")
 
 
