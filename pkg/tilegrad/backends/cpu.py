@@ -6,9 +6,9 @@ route everything else (other dtypes, shapes the kernel does not cover) to the re
 """
 import numpy as np
 
-from . import reference, reference_nn
+from . import reference
 from .native import (F32, attention_covered, conv_geometry, elementwise_covered, layer_norm_covered, matmul_covered,
-                     softmax_covered)
+                     pool_geometry, softmax_covered)
 
 try:
     from tilegrad import _cpu
@@ -249,23 +249,17 @@ def conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
 I64 = np.dtype(np.int64)
 
 
-def _is_pair(v, least):
-    return isinstance(v, (tuple, list)) and len(v) == 2 and \
-        all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= least for i in v)
-
-
-def _pool_out_shape(x_shape, kernel, stride, padding, dilation, ceil_mode):
-    """The output shape when the native pooling kernels cover these arguments (a 4-D input,
-    pairs of ints, a kernel that fits the padded input, and for max pooling a window that
-    holds an input cell at every output), else None."""
-    if len(x_shape) != 4 or not (_is_pair(kernel, 1) and _is_pair(stride, 1) and _is_pair(padding, 0)
-                                 and _is_pair(dilation, 1)):
+def _pool_geometry(x_shape, kernel, stride, padding, dilation, ceil_mode):
+    """native.pool_geometry (shared with the GPU), narrowed to what the CPU binding takes: a
+    kernel that fits the padded input, and no window that dilation steps entirely past the
+    input (the binding rejects those; the reference handles them)."""
+    geo = pool_geometry(x_shape, kernel, stride, padding, dilation, ceil_mode)
+    if geo is None:
         return None
-    out = []
-    for size, k, s, p, d in zip(x_shape[2:], kernel, stride, padding, dilation):
+    kernel, stride, padding, dilation, shape = geo
+    for size, n, k, s, p, d in zip(x_shape[2:], shape[2:], kernel, stride, padding, dilation):
         if size + 2 * p < d * (k - 1) + 1:
             return None
-        n = reference_nn.conv_out_size(size, k, s, p, d, ceil_mode)
         # windows that start left of the input: does dilation step over all of it?
         for o in range(n):
             start = o * s - p
@@ -274,27 +268,25 @@ def _pool_out_shape(x_shape, kernel, stride, padding, dilation, ceil_mode):
             first = -(start // d)  # taps to the first cell at or right of 0
             if first >= k or start + first * d >= size:
                 return None
-        out.append(n)
-    return tuple(x_shape[:2]) + tuple(out)
+    return geo
 
 
 def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
-    shape = _pool_out_shape(x.shape, kernel, stride, padding, dilation, ceil_mode)
-    if x.dtype != F32 or shape is None:
+    geo = _pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    if x.dtype != F32 or geo is None:
         return REF["max_pool2d"](x, kernel, stride, padding, dilation, ceil_mode)
-    y = np.empty(shape, F32)
-    arg = np.empty(shape, I64)
-    _cpu.max_pool2d(_f32c(x), tuple(kernel), tuple(stride), tuple(padding), tuple(dilation), bool(ceil_mode), y, arg)
+    y = np.empty(geo[4], F32)
+    arg = np.empty(geo[4], I64)
+    _cpu.max_pool2d(_f32c(x), *geo[:4], bool(ceil_mode), y, arg)
     return y, arg
 
 
 def max_pool2d_backward(gy, arg, x_shape, kernel, stride, padding, dilation, ceil_mode):
-    shape = _pool_out_shape(tuple(x_shape), kernel, stride, padding, dilation, ceil_mode)
-    if gy.dtype != F32 or arg.dtype != I64 or shape is None or gy.shape != shape or arg.shape != shape:
+    geo = _pool_geometry(tuple(x_shape), kernel, stride, padding, dilation, ceil_mode)
+    if gy.dtype != F32 or arg.dtype != I64 or geo is None or gy.shape != geo[4] or arg.shape != geo[4]:
         return REF["max_pool2d_backward"](gy, arg, x_shape, kernel, stride, padding, dilation, ceil_mode)
     gx = np.empty(tuple(x_shape), F32)
-    _cpu.max_pool2d_backward(_f32c(gy), np.asarray(arg, order="C"), tuple(kernel), tuple(stride), tuple(padding),
-                             tuple(dilation), bool(ceil_mode), gx)
+    _cpu.max_pool2d_backward(_f32c(gy), np.asarray(arg, order="C"), *geo[:4], bool(ceil_mode), gx)
     return gx
 
 
@@ -304,23 +296,21 @@ def _avg_covered(divisor_override):
 
 
 def avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    shape = _pool_out_shape(x.shape, kernel, stride, padding, (1, 1), ceil_mode)
-    if x.dtype != F32 or shape is None or not _avg_covered(divisor_override):
+    geo = _pool_geometry(x.shape, kernel, stride, padding, (1, 1), ceil_mode)
+    if x.dtype != F32 or geo is None or not _avg_covered(divisor_override):
         return REF["avg_pool2d"](x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    y = np.empty(shape, F32)
-    _cpu.avg_pool2d(_f32c(x), tuple(kernel), tuple(stride), tuple(padding), bool(ceil_mode), bool(count_include_pad),
-                    divisor_override, y)
+    y = np.empty(geo[4], F32)
+    _cpu.avg_pool2d(_f32c(x), *geo[:3], bool(ceil_mode), bool(count_include_pad), divisor_override, y)
     return y
 
 
 def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    shape = _pool_out_shape(tuple(x_shape), kernel, stride, padding, (1, 1), ceil_mode)
-    if gy.dtype != F32 or shape is None or gy.shape != shape or not _avg_covered(divisor_override):
+    geo = _pool_geometry(tuple(x_shape), kernel, stride, padding, (1, 1), ceil_mode)
+    if gy.dtype != F32 or geo is None or gy.shape != geo[4] or not _avg_covered(divisor_override):
         return REF["avg_pool2d_backward"](gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
                                           divisor_override)
     gx = np.empty(tuple(x_shape), F32)
-    _cpu.avg_pool2d_backward(_f32c(gy), tuple(kernel), tuple(stride), tuple(padding), bool(ceil_mode),
-                             bool(count_include_pad), divisor_override, gx)
+    _cpu.avg_pool2d_backward(_f32c(gy), *geo[:3], bool(ceil_mode), bool(count_include_pad), divisor_override, gx)
     return gx
 
 
