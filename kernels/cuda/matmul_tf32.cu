@@ -13,9 +13,13 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "mma_tf32.cuh"
 #include "tg_cuda.h"
 
 namespace {
+
+using tg::cuda::tf32::mma;
+using tg::cuda::tf32::to_tf32;
 
 constexpr int kBm = 128;
 constexpr int kBn = 128;
@@ -33,21 +37,6 @@ constexpr int64_t kMaxGridYZ = 65535;
 
 static_assert(kWarpRows * kWarpCols * 32 == kThreads, "8 warps");
 static_assert((kBm * kBk) % kThreads == 0 && (kBk * kBn) % kThreads == 0, "tile loads must divide evenly");
-
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
-}
-
-// d = a (16 x 8, row) * b (8 x 8, col) + d, TF32 inputs, float32 accumulators.
-__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
-      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
 
 __global__ void __launch_bounds__(kThreads)
 matmul_tf32_v3(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ c,
@@ -129,7 +118,7 @@ matmul_tf32_v3(const float* __restrict__ a, const float* __restrict__ b, float* 
 #pragma unroll
       for (int i = 0; i < kFm; ++i)
 #pragma unroll
-        for (int j = 0; j < kFn; ++j) mma_tf32(acc[i][j], af[i], bf[j]);
+        for (int j = 0; j < kFn; ++j) mma(acc[i][j], af[i], bf[j]);
     }
     __syncthreads();
   }

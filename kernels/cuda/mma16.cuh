@@ -9,6 +9,12 @@
 //   d[0], d[1] = D[g][2t, 2t+1]                        d[2], d[3] = D[g+8][2t, 2t+1]
 // each register holding two 16-bit values, the lower column (or row) in the low half.
 //
+// ldmatrix_x4 / _x2 (and _trans) load the fragments of four / two 8 x 8 matrices of 16-bit values
+// from shared memory: lane l gives the address of row l % 8 of matrix l / 8 (16 bytes, 16-byte
+// aligned); register j of lane l receives row l / 4, elements 2 (l % 4) and 2 (l % 4) + 1 of
+// matrix j, or with _trans those of the transposed matrix (elements [2 (l % 4)][l / 4] and
+// [2 (l % 4) + 1][l / 4]). For x2, lanes 0-15 give the addresses (the others' are ignored).
+//
 // Built for the CPU test emulation (TG_CUDA_EMULATION, tests/native/cuda_emu), the conversions
 // are done in software and the mma by gathering the fragments with warp shuffles, following
 // the layout above.
@@ -47,6 +53,34 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
     r = *reinterpret_cast<const uint32_t*>(&h);
   }
   return r;
+}
+
+__device__ __forceinline__ unsigned smem_address(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(row)));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const uint16_t* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(row)));
+}
+
+__device__ __forceinline__ void ldmatrix_x2(uint32_t (&r)[2], const uint16_t* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1])
+               : "r"(smem_address(row)));
+}
+
+__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const uint16_t* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1])
+               : "r"(smem_address(row)));
 }
 
 template <int kBf16>
@@ -104,6 +138,27 @@ template <int kBf16>
 inline float half_of(uint32_t reg, int upper) {
   return to_float<kBf16>(static_cast<uint16_t>(upper ? reg >> 16 : reg & 0xffffu));
 }
+
+// ldmatrix: every lane's row address is shuffled to the lanes that read from it.
+template <int kMatrices, bool kTrans>
+inline void ldmatrix_emulated(uint32_t* r, const uint16_t* row) {
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  for (int j = 0; j < kMatrices; ++j) {
+    if (!kTrans) {
+      const uint16_t* p = __shfl_sync(~0u, row, 8 * j + lane / 4);
+      r[j] = static_cast<uint32_t>(p[2 * (lane % 4)]) | (static_cast<uint32_t>(p[2 * (lane % 4) + 1]) << 16);
+    } else {
+      const uint16_t* p0 = __shfl_sync(~0u, row, 8 * j + 2 * (lane % 4));
+      const uint16_t* p1 = __shfl_sync(~0u, row, 8 * j + 2 * (lane % 4) + 1);
+      r[j] = static_cast<uint32_t>(p0[lane / 4]) | (static_cast<uint32_t>(p1[lane / 4]) << 16);
+    }
+  }
+}
+
+inline void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* row) { ldmatrix_emulated<4, false>(r, row); }
+inline void ldmatrix_x4_trans(uint32_t (&r)[4], const uint16_t* row) { ldmatrix_emulated<4, true>(r, row); }
+inline void ldmatrix_x2(uint32_t (&r)[2], const uint16_t* row) { ldmatrix_emulated<2, false>(r, row); }
+inline void ldmatrix_x2_trans(uint32_t (&r)[2], const uint16_t* row) { ldmatrix_emulated<2, true>(r, row); }
 
 template <int kBf16>
 inline void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {

@@ -16,6 +16,9 @@ extern "C" {
 int tg_cuda_relu(const float* x, float* out, int64_t n, void* stream);
 int tg_cuda_relu_backward(const float* x, const float* gy, float* out, int64_t n, void* stream);
 
+// Fused epilogues of the GEMM kernels (epilogue.cuh): out = act(acc + bias).
+enum { TG_EPILOGUE_NONE = 0, TG_EPILOGUE_RELU = 1 };
+
 // out[b] = a[b] @ b[b] for b < batch; a (M, K), b (K, N), out (M, N). K == 0 writes zeros.
 int tg_cuda_matmul(const float* a, const float* b, float* out, int64_t batch, int64_t m,
                    int64_t n, int64_t k, void* stream);

@@ -8,6 +8,7 @@
 from . import autograd, cuda, dtypes, ops  # noqa: F401
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .backends import kernels  # noqa: F401
+from .backends.precision import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 from .creation import (arange, empty, empty_like, from_dlpack, from_numpy, full, full_like, linspace, ones,  # noqa: F401
                        ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
 from .device import Device as device  # noqa: F401
