@@ -3,10 +3,6 @@ the float64 reference kernels: ragged L, S, E, Ev (1, and sizes that are not mul
 48-query and 128-key tiles or of any vector width), causal with L != S, bool and float masks of
 every broadcast form, scales, fully masked rows, empty sizes, the backend wrapper's fallbacks,
 misuse of the bindings, and every instruction-set path this CPU can run (in subprocesses)."""
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +10,7 @@ import pytest
 from tilegrad.backends import reference_attention as ref
 
 _cpu = pytest.importorskip("tilegrad._cpu", reason="tilegrad._cpu was not built")
+from . import isa_paths  # noqa: E402
 
 # (B, L, S, E, Ev, causal, mask kind, mask lead dims (Bm, Lm) as "1" / "B" / "L", scale)
 CASES = [
@@ -215,7 +212,7 @@ _CHILD = r"""
 import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[2])
-import test_cpu_attention as t
+from tests.native import test_cpu_attention as t
 import tilegrad._cpu as cpu
 
 gen = np.random.default_rng(int(sys.argv[1]))
@@ -228,30 +225,6 @@ for case in t.CASES + t.BIG_CASES:
 print(json.dumps({"isa": cpu.isa(), "threads": cpu.num_threads(), "failures": failures}))
 """
 
-_RANK = {"generic": 0, "avx2": 1, "avx512": 2}
-
-
-def _run_child(seed, env_updates):
-    env = dict(os.environ)
-    env.pop("TILEGRAD_CPU_ISA", None)
-    env.update(env_updates)
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(seed), os.path.dirname(__file__)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def best_isa():
-    return _cpu.isa() if "TILEGRAD_CPU_ISA" not in os.environ else _run_child(0, {"OMP_NUM_THREADS": "1"})["isa"]
-
-
-@pytest.mark.parametrize("isa,threads", [("generic", "1"), ("generic", "3"), ("avx2", "1"), ("avx2", "3"),
-                                         ("avx512", "2")])
-def test_each_isa_path(rng, best_isa, isa, threads):
-    if _RANK[isa] > _RANK[best_isa]:
-        pytest.skip(f"this CPU cannot run the {isa} path (best: {best_isa})")
-    result = _run_child(rng.seed, {"TILEGRAD_CPU_ISA": isa, "OMP_NUM_THREADS": threads})
-    assert result["isa"] == isa
-    assert result["threads"] == int(threads)
-    assert result["failures"] == [], f"isa={isa} threads={threads} {rng}"
+@pytest.mark.parametrize("isa,threads", isa_paths.CASES, ids=isa_paths.IDS)
+def test_each_isa_path(rng, isa, threads):
+    isa_paths.check_path(_CHILD, rng, isa, threads)

@@ -1,7 +1,6 @@
 """tilegrad._cpu kernels against numpy: ragged sizes, empty sizes, batches, and
 every instruction-set path this CPU can run (selected in subprocesses through
 TILEGRAD_CPU_ISA, since the choice is made once per process)."""
-import json
 import math
 import os
 import subprocess
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 _cpu = pytest.importorskip("tilegrad._cpu", reason="tilegrad._cpu was not built")
+from . import isa_paths  # noqa: E402
 
 RAGGED = [1, 7, 33, 65, 127, 257]
 
@@ -224,39 +224,15 @@ for n in (0, 1, 7, 31, 33, 65, 257, 100_003):
 print(json.dumps({"isa": cpu.isa(), "threads": cpu.num_threads(), "failures": failures}))
 """
 
-_RANK = {"generic": 0, "avx2": 1, "avx512": 2}
+@pytest.mark.parametrize("isa,threads", isa_paths.CASES, ids=isa_paths.IDS)
+def test_each_isa_path(rng, isa, threads):
+    isa_paths.check_path(_CHILD, rng, isa, threads)
 
 
-def _run_child(seed, env_updates):
-    env = dict(os.environ)
-    env.pop("TILEGRAD_CPU_ISA", None)
-    env.update(env_updates)
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(seed)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def best_isa():
-    return _run_child(0, {"OMP_NUM_THREADS": "1"})["isa"]
-
-
-@pytest.mark.parametrize("isa,threads", [
-    ("generic", "1"), ("generic", "3"), ("avx2", "1"), ("avx2", "3"), ("avx512", "2"),
-])
-def test_each_isa_path(rng, best_isa, isa, threads):
-    if _RANK[isa] > _RANK[best_isa]:
-        pytest.skip(f"this CPU cannot run the {isa} path (best: {best_isa})")
-    result = _run_child(rng.seed, {"TILEGRAD_CPU_ISA": isa, "OMP_NUM_THREADS": threads})
-    assert result["isa"] == isa
-    assert result["threads"] == int(threads)
-    assert result["failures"] == [], f"isa={isa} threads={threads} {rng}"
-
-
-def test_isa_cap_above_hardware_is_a_cap(best_isa):
+def test_isa_cap_above_hardware_is_a_cap():
     # Asking for more than the CPU has never selects an unsupported path.
-    assert _run_child(0, {"TILEGRAD_CPU_ISA": "avx512"})["isa"] == best_isa
+    best = isa_paths.run_child(_CHILD, 0, {"OMP_NUM_THREADS": "1"})["isa"]
+    assert isa_paths.run_child(_CHILD, 0, {"TILEGRAD_CPU_ISA": "avx512"})["isa"] == best
 
 
 def test_unknown_isa_value_warns():

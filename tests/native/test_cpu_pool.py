@@ -2,15 +2,12 @@
 kernels: ragged planes around the vector widths, strides 1 and 2 (vector interior) and 3 (scalar),
 padding, dilation, ceil mode, every divisor rule, ties and NaN, empty batches, planes too big for
 the vector path's float indices, each ISA path and thread count; then binding misuse."""
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 _cpu = pytest.importorskip("tilegrad._cpu", reason="tilegrad._cpu was not built")
+from . import isa_paths  # noqa: E402
 from tilegrad.backends import cpu, reference  # noqa: E402
 
 from .test_bindings import f32, raises_naming  # noqa: E402
@@ -147,25 +144,13 @@ for xs, k, s, p, d, c in t.CASES:
                 t.check_avg(x, gy, k, s, p, c, include, override, f"avg {xs} {include} {override}")
     except AssertionError as e:
         failures.append(str(e)[:300])
-print(json.dumps({"isa": cpu.isa(), "failures": failures}))
+print(json.dumps({"isa": cpu.isa(), "threads": cpu.num_threads(), "failures": failures}))
 """
 
 
-@pytest.mark.parametrize("isa,threads", [("generic", "1"), ("generic", "3"), ("avx2", "1"), ("avx2", "3"),
-                                         ("avx512", "2")])
+@pytest.mark.parametrize("isa,threads", isa_paths.CASES, ids=isa_paths.IDS)
 def test_each_isa_path(rng, isa, threads):
-    rank = {"generic": 0, "avx2": 1, "avx512": 2}
-    if "TILEGRAD_CPU_ISA" not in os.environ and rank[isa] > rank[_cpu.isa()]:
-        pytest.skip(f"this CPU cannot run the {isa} path (best: {_cpu.isa()})")
-    env = dict(os.environ, TILEGRAD_CPU_ISA=isa, OMP_NUM_THREADS=threads)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(rng.seed), root], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    if rank[isa] > rank[result["isa"]]:
-        pytest.skip(f"this CPU cannot run the {isa} path")
-    assert result["failures"] == [], f"isa={isa} threads={threads} {rng}"
+    isa_paths.check_path(_CHILD, rng, isa, threads)
 
 
 # ---- the backend wrappers --------------------------------------------------------------------
