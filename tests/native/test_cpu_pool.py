@@ -168,9 +168,9 @@ def test_backend_runs_native_and_falls_back(rng):
     got = cpu.max_pool2d(tiny, (2, 2), (1, 1), (2, 2), (3, 3), False)
     assert got[1].shape == (1, 1, 2, 2)
     np.testing.assert_array_equal(got[1], want[1])
-    # divisor_override 0 means none in the reference; it never reaches the binding
-    np.testing.assert_allclose(cpu.avg_pool2d(x, (2, 2), (2, 2), (0, 0), False, True, 0),
-                               REF["avg_pool2d"](x, (2, 2), (2, 2), (0, 0), False, True, 0), rtol=1e-6)
+    # a negative divisor_override (PyTorch divides by it) is not the kernel's: the reference runs
+    np.testing.assert_allclose(cpu.avg_pool2d(x, (2, 2), (2, 2), (0, 0), False, True, -3),
+                               REF["avg_pool2d"](x, (2, 2), (2, 2), (0, 0), False, True, -3), rtol=1e-6)
 
 
 def test_backend_backward_accepts_either_producer(rng):

@@ -132,7 +132,7 @@ def test_max_pool2d_float32_matches_pytorch(relu, k, s, p, d, ceil, seed):
 
 @pytest.mark.parametrize("k,s,p,ceil,include,divisor", [(3, 2, 1, False, True, None), (2, 2, 0, True, True, None),
                                                         (3, 1, 1, True, False, None), (3, 2, 1, True, False, 5),
-                                                        (4, 3, 2, True, True, None)])
+                                                        (4, 3, 2, True, True, None), (3, 2, 1, False, True, -4)])
 def test_avg_pool2d_float32_matches_pytorch(k, s, p, ceil, include, divisor, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 3, 17, 29)).astype(np.float32)
@@ -144,6 +144,13 @@ def test_avg_pool2d_float32_matches_pytorch(k, s, p, ceil, include, divisor, see
     (y * tg.tensor(g)).sum().backward()
     (ty * torch.tensor(g)).sum().backward()
     np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("divisor,error", [(0, ValueError), (2.0, TypeError), (True, TypeError)])
+def test_avg_pool2d_rejects_divisors_as_pytorch(divisor, error):
+    x = tg.tensor(np.random.default_rng(0).standard_normal((1, 1, 4, 4)).astype(np.float32))
+    with pytest.raises(error, match="divisor_override"):
+        F.avg_pool2d(x, 2, divisor_override=divisor)
 
 
 # (q, k, v shapes, mask: None | ("bool" | "float", shape), is_causal, scale)

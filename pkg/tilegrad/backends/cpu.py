@@ -7,8 +7,8 @@ route everything else (other dtypes, shapes the kernel does not cover) to the re
 import numpy as np
 
 from . import reference
-from .native import (F32, attention_covered, conv_geometry, elementwise_covered, layer_norm_covered, matmul_covered,
-                     pool_geometry, softmax_covered)
+from .native import (F32, attention_covered, conv_geometry, divisor_override_covered, elementwise_covered,
+                     layer_norm_covered, matmul_covered, pool_geometry, softmax_covered)
 
 try:
     from tilegrad import _cpu
@@ -290,14 +290,9 @@ def max_pool2d_backward(gy, arg, x_shape, kernel, stride, padding, dilation, cei
     return gx
 
 
-def _avg_covered(divisor_override):
-    d = divisor_override
-    return d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1)
-
-
 def avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
     geo = _pool_geometry(x.shape, kernel, stride, padding, (1, 1), ceil_mode)
-    if x.dtype != F32 or geo is None or not _avg_covered(divisor_override):
+    if x.dtype != F32 or geo is None or not divisor_override_covered(divisor_override):
         return REF["avg_pool2d"](x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
     y = np.empty(geo[4], F32)
     _cpu.avg_pool2d(_f32c(x), *geo[:3], bool(ceil_mode), bool(count_include_pad), divisor_override, y)
@@ -306,7 +301,7 @@ def avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor
 
 def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
     geo = _pool_geometry(tuple(x_shape), kernel, stride, padding, (1, 1), ceil_mode)
-    if gy.dtype != F32 or geo is None or gy.shape != geo[4] or not _avg_covered(divisor_override):
+    if gy.dtype != F32 or geo is None or gy.shape != geo[4] or not divisor_override_covered(divisor_override):
         return REF["avg_pool2d_backward"](gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
                                           divisor_override)
     gx = np.empty(tuple(x_shape), F32)

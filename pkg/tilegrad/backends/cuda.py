@@ -249,7 +249,7 @@ def avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor
     if x.dtype != F32 or geo is None or not divisor_override_covered(divisor_override):
         return REF["avg_pool2d"](x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
     out = _cupy().empty(geo[4], F32)
-    _cuda.avg_pool2d(_c(x), *geo[:3], bool(ceil_mode), bool(count_include_pad), divisor_override or None, out,
+    _cuda.avg_pool2d(_c(x), *geo[:3], bool(ceil_mode), bool(count_include_pad), divisor_override, out,
                      stream=_stream())
     return out
 
@@ -261,7 +261,7 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_i
         return REF["avg_pool2d_backward"](gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
                                           divisor_override)
     gx = _cupy().empty(x_shape, F32)
-    _cuda.avg_pool2d_backward(_c(gy), *geo[:3], bool(ceil_mode), bool(count_include_pad), divisor_override or None,
+    _cuda.avg_pool2d_backward(_c(gy), *geo[:3], bool(ceil_mode), bool(count_include_pad), divisor_override,
                               gx, stream=_stream())
     return gx
 

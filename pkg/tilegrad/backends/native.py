@@ -84,9 +84,11 @@ def pool_geometry(x_shape, kernel, stride, padding, dilation, ceil_mode):
 
 
 def divisor_override_covered(divisor_override):
-    """The reference divides by divisor_override when it is truthy: the kernels take it as a
-    non-zero int (None for the window's own count)."""
-    return not divisor_override or _is_int(divisor_override)
+    """The native pooling kernels take divisor_override as None (the window's own count) or an
+    int >= 1; a negative one (PyTorch allows it) runs on the reference. The functional API has
+    already refused 0 and non-integers."""
+    d = divisor_override
+    return d is None or (_is_int(d) and d >= 1)
 
 
 def attention_covered(q, k, v, mask, *more):

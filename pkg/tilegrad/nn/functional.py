@@ -250,6 +250,12 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,  # noqa: A002
                divisor_override=None):
     kernel, stride, padding = _pool_args(input, kernel_size, stride, padding, "avg_pool2d")
+    if divisor_override is not None:
+        if not isinstance(divisor_override, numbers.Integral) or isinstance(divisor_override, bool):
+            raise TypeError(f"avg_pool2d: divisor_override must be an int or None, got {divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError("avg_pool2d: divisor_override must be non-zero")
+        divisor_override = int(divisor_override)
     return C.AvgPool2d.apply(input, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override)
 
 
