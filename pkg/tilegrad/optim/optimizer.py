@@ -6,11 +6,13 @@ under ``no_grad``. Updates write into the parameter's storage, so views and alia
 see the new values, as in PyTorch.
 """
 import copy
+import functools
 import numbers
 
 import numpy as np
 
 from ..autograd import no_grad
+from ..backends import current_choice
 from ..backends.reference import xp_of
 from ..tensor import Tensor
 
@@ -204,12 +206,22 @@ class Optimizer:
         return copy.deepcopy(value)
 
 
+@functools.cache
+def _compiled(device_type):
+    """tilegrad._cpu or tilegrad._cuda (None where not built), imported on first use: the
+    backends load their compiled modules lazily, and this runs per parameter per step."""
+    if device_type == "cpu":
+        from ..backends.cpu import _cpu
+        return _cpu
+    from ..backends.cuda import _cuda
+    return _cuda
+
+
 def _native_cpu(*arrays):
     """tilegrad._cpu when every array (None skipped) is a float32 C-contiguous NumPy array and the
     native kernels are chosen, else None: the optimizers' one-pass steps, which give the same bits
     as the array code below."""
-    from ..backends import current_choice
-    from ..backends.cpu import _cpu
+    _cpu = _compiled("cpu")
     if _cpu is None or current_choice() != "native":
         return None
     for a in arrays:
@@ -221,8 +233,7 @@ def _native_cpu(*arrays):
 def _fused_cuda(items, *state_names):
     """tilegrad._cuda when every parameter, gradient and named state array of ``items`` is a
     float32 C-contiguous CuPy array and the native kernels are chosen, else None."""
-    from ..backends import current_choice
-    from ..backends.cuda import _cuda
+    _cuda = _compiled("cuda")
     if _cuda is None or current_choice() != "native":
         return None
     for p, grad, state in items:
