@@ -1,6 +1,6 @@
 // A CPU stand-in for <cuda_runtime.h>, enough to run tilegrad's CUDA kernels on the host for
 // testing their indexing, shared-memory use and synchronisation where no GPU exists. Every
-// CUDA thread of a block is a std::thread; blocks run one after another; __syncthreads is a
+// CUDA thread of a block is a std::thread (1-, 2- or 3-D blocks and grids); blocks run one after another; __syncthreads is a
 // std::barrier over the block, a warp shuffle an exchange through a per-warp slot array
 // between two barriers over the warp. __shared__ variables become statics (one block runs at
 // a time), dynamic shared memory an exactly sized heap buffer per block (so AddressSanitizer
@@ -56,16 +56,17 @@ struct Block {
 
 inline dim3 g_grid, g_block;
 inline thread_local dim3 t_thread, t_blockidx;
+inline thread_local int t_linear = 0;  // the thread's linear id in its block
 inline thread_local Block* t_block = nullptr;
 inline void* g_dyn_smem = nullptr;
 
 template <typename T>
 inline T shuffle(T v, int src) {
   static_assert(sizeof(T) <= 8, "shuffle of a wide type");
-  Warp& w = t_block->warps[t_thread.x / 32];
+  Warp& w = t_block->warps[t_linear / 32];
   uint64_t bits = 0;
   std::memcpy(&bits, &v, sizeof(T));
-  w.slot[t_thread.x % 32] = bits;
+  w.slot[t_linear % 32] = bits;
   w.bar.arrive_and_wait();
   const uint64_t got = w.slot[src & 31];
   w.bar.arrive_and_wait();
@@ -79,24 +80,31 @@ void launch(F body, dim3 grid, dim3 block, size_t smem = 0, cudaStream_t = nullp
   g_grid = grid;
   g_block = block;
   const int threads = static_cast<int>(block.x * block.y * block.z);
-  for (unsigned b = 0; b < grid.x; ++b) {
-    Block blk(threads);
-    std::unique_ptr<char[]> dyn(smem ? new char[smem] : nullptr);
-    if (smem) std::memset(dyn.get(), 0xff, smem);  // NaN-filled: reads before writes show up
-    g_dyn_smem = dyn.get();
-    std::vector<std::thread> ts;
-    for (int t = 0; t < threads; ++t) {
-      ts.emplace_back([&, t, b] {
-        t_thread = dim3(static_cast<unsigned>(t));
-        t_blockidx = dim3(b);
-        t_block = &blk;
-        body();
-        // An exited thread no longer holds up its block's or warp's barriers.
-        blk.warps[t / 32].bar.arrive_and_drop();
-        blk.bar.arrive_and_drop();
-      });
+  for (unsigned bz = 0; bz < grid.z; ++bz) {
+    for (unsigned by = 0; by < grid.y; ++by) {
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        Block blk(threads);
+        std::unique_ptr<char[]> dyn(smem ? new char[smem] : nullptr);
+        if (smem) std::memset(dyn.get(), 0xff, smem);  // NaN-filled: reads before writes show up
+        g_dyn_smem = dyn.get();
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; ++t) {
+          ts.emplace_back([&, t, bx, by, bz] {
+            // threadIdx from the linear id as CUDA numbers threads (x fastest); warps are
+            // runs of 32 linear ids.
+            t_linear = t;
+            t_thread = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+            t_blockidx = dim3(bx, by, bz);
+            t_block = &blk;
+            body();
+            // An exited thread no longer holds up its block's or warp's barriers.
+            blk.warps[t / 32].bar.arrive_and_drop();
+            blk.bar.arrive_and_drop();
+          });
+        }
+        for (auto& th : ts) th.join();
+      }
     }
-    for (auto& th : ts) th.join();
   }
 }
 
@@ -114,7 +122,7 @@ inline T __shfl_sync(unsigned, T v, int src) {
 }
 template <typename T>
 inline T __shfl_xor_sync(unsigned, T v, int mask) {
-  return emu::shuffle(v, static_cast<int>(emu::t_thread.x % 32) ^ mask);
+  return emu::shuffle(v, (emu::t_linear % 32) ^ mask);
 }
 inline int atomicOr(int* p, int v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
 inline int cudaGetLastError() { return 0; }
