@@ -13,12 +13,14 @@
 #include <cuda_runtime.h>
 #include <math.h>
 
+#include "row_reduce.cuh"
 #include "tg_cuda.h"
 #include "tg_cuda_device.h"
 
 namespace {
 
 using tg::cuda::grid_for;
+using tg::cuda::RowGroup;
 using tg::cuda::group_sum;
 using tg::cuda::kWarp;
 
@@ -26,26 +28,6 @@ constexpr int kRowWarpMax = 1024;
 constexpr int kWarpBlock = 128;
 constexpr int kColTile = 32;
 constexpr int kColRows = 16;
-
-template <bool kBlock>
-struct RowGroup {
-  int lane, width;
-  int64_t first, step;
-  __device__ RowGroup() {
-    if (kBlock) {
-      lane = threadIdx.x;
-      width = blockDim.x;
-      first = blockIdx.x;
-      step = gridDim.x;
-    } else {
-      const int warps = blockDim.x / kWarp;
-      lane = threadIdx.x % kWarp;
-      width = kWarp;
-      first = static_cast<int64_t>(blockIdx.x) * warps + threadIdx.x / kWarp;
-      step = static_cast<int64_t>(gridDim.x) * warps;
-    }
-  }
-};
 
 template <bool kBlock>
 __global__ void layer_norm_rows(const float* __restrict__ x, const float* __restrict__ w,

@@ -17,66 +17,21 @@
 #include <cuda_runtime.h>
 #include <math.h>
 
+#include "row_reduce.cuh"
 #include "tg_cuda.h"
 #include "tg_cuda_device.h"
 
 namespace {
 
 using tg::cuda::grid_for;
+using tg::cuda::ms_add;
+using tg::cuda::ms_reduce;
+using tg::cuda::RowGroup;
 using tg::cuda::kWarp;
 
 constexpr int kRowWarpMax = 1024;  // rows up to this long get one warp
 constexpr int kThreadRowMax = 4;   // rows up to this long get one thread
 constexpr int kWarpBlock = 128;    // 4 warps, 4 rows per block
-
-// Adds v to the running (max m, sum s of exp(x - m)).
-__device__ __forceinline__ void ms_add(float& m, float& s, float v) {
-  if (v > m) {
-    s = s * expf(m - v) + 1.0f;  // m == -inf at first: expf(-inf) == 0
-    m = v;
-  } else if (v != -INFINITY) {
-    s += expf(v - m);  // a NaN v makes s NaN
-  }
-}
-
-// Merges (m2, s2) into (m, s); symmetric, so every lane ends with the same pair.
-__device__ __forceinline__ void ms_merge(float& m, float& s, float m2, float s2) {
-  const float big = fmaxf(m, m2);
-  if (big == -INFINITY) {
-    s = s + s2;  // both rows-so-far are empty or -inf only (0, or NaN after a NaN)
-  } else {
-    s = s * expf(m - big) + s2 * expf(m2 - big);
-  }
-  m = big;
-}
-
-__device__ __forceinline__ void ms_warp(float& m, float& s) {
-#pragma unroll
-  for (int o = kWarp / 2; o > 0; o /= 2) {
-    const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
-    const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-    ms_merge(m, s, m2, s2);
-  }
-}
-
-// Reduces (m, s) over a warp or the whole block; every thread gets the result.
-template <bool kBlock>
-__device__ __forceinline__ void ms_reduce(float& m, float& s, float* sm_m, float* sm_s) {
-  ms_warp(m, s);
-  if (!kBlock) return;
-  const int lane = threadIdx.x % kWarp;
-  const int warp = threadIdx.x / kWarp;
-  __syncthreads();  // readers of the previous row's values are done
-  if (lane == 0) {
-    sm_m[warp] = m;
-    sm_s[warp] = s;
-  }
-  __syncthreads();
-  const bool have = lane < static_cast<int>(blockDim.x / kWarp);
-  m = have ? sm_m[lane] : -INFINITY;
-  s = have ? sm_s[lane] : 0.0f;
-  ms_warp(m, s);
-}
 
 // The reference turns a row holding +inf into NaN (inf - inf); so do we.
 __device__ __forceinline__ float finish_sum(float m, float s) { return m == INFINITY ? NAN : s; }
@@ -85,27 +40,6 @@ template <bool kLog>
 __device__ __forceinline__ float softmax_out(float v, float m, float s, float log_s) {
   return kLog ? (v - m) - log_s : expf(v - m) / s;
 }
-
-// Row-group coordinates: a warp per row, or the block per row.
-template <bool kBlock>
-struct RowGroup {
-  int lane, width;
-  int64_t first, step;
-  __device__ RowGroup() {
-    if (kBlock) {
-      lane = threadIdx.x;
-      width = blockDim.x;
-      first = blockIdx.x;
-      step = gridDim.x;
-    } else {
-      const int warps = blockDim.x / kWarp;
-      lane = threadIdx.x % kWarp;
-      width = kWarp;
-      first = static_cast<int64_t>(blockIdx.x) * warps + threadIdx.x / kWarp;
-      step = static_cast<int64_t>(gridDim.x) * warps;
-    }
-  }
-};
 
 template <bool kBlock, bool kLog>
 __global__ void softmax_rows(const float* x, float* out, int64_t rows, int64_t n) {
