@@ -233,3 +233,14 @@ def test_pooling_and_loss_cases_run_checked(small_peaks):
     forward = ops.OPS["CrossEntropy"].cost(np.zeros((rows_, classes), np.float32), np.zeros(rows_, np.int64))
     assert rows[("cross_entropy", "native")]["flops"] == 2 * forward.flops  # forward and backward
     assert rows[("cross_entropy", "native")]["shapes"] == [[rows_, classes], [rows_]]
+
+
+@pytest.mark.parametrize("policy", [None, "passive"])
+def test_notes_openmp_wait_policy_with_torch_peer(monkeypatch, capsys, small_peaks, policy):
+    if policy is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    assert main(["bench", "--sizes", "tiny", "--repeats", "1", "-q", "--ops", "relu", "--devices", "cpu",
+                 "--peers", "torch"]) == 0
+    assert ("OMP_WAIT_POLICY=passive" in capsys.readouterr().err) is (policy is None)

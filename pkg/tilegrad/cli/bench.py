@@ -1,5 +1,6 @@
 """``tilegrad bench``: time kernels and per-op overhead against NumPy, PyTorch and CuPy."""
 import argparse
+import os
 import sys
 import time
 
@@ -120,6 +121,12 @@ def run(args):
         print("tilegrad bench: no usable GPU (tilegrad.cuda.is_available() is False; see `tilegrad doctor`); "
               "skipping cuda", file=sys.stderr)
         devices = [d for d in devices if d != "cuda"]
+    if "cpu" in devices and "torch" in args.peers and "OMP_WAIT_POLICY" not in os.environ:
+        # Two OpenMP runtimes (PyTorch's and tilegrad's) in one process: threads that one of them
+        # leaves spinning after a parallel region take cores from the other's next region.
+        print("tilegrad bench: note: OMP_WAIT_POLICY is not set; with PyTorch as a CPU peer, "
+              "OMP_WAIT_POLICY=passive keeps each library's idle threads from slowing the other "
+              "(bench/RESULTS.md, 'Reading it')", file=sys.stderr)
     progress = None if args.quiet else ProgressBar(sys.stderr)
     result = bench.run(cases=args.ops, sizes=args.sizes, devices=devices, dtypes=args.dtype, peers=args.peers,
                        repeats=args.repeats, progress=progress, interleave=args.interleave)
