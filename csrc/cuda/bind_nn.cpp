@@ -20,42 +20,59 @@ using namespace tg::cuda_glue;
 
 namespace {
 
+// The element types of the softmax and activation kernels, in TG_DTYPE order (index 0 is
+// TG_DTYPE_F32, 1 TG_DTYPE_F16): every array of one call has the first array's type.
+const std::vector<ArrayType> kFloatTypes{kFloat32, ArrayType{"<f2", "float16", 2}};
+
+DevArray float_array(const char* fn, const char* name, const py::object& obj, bool is_out, const DevArray* first) {
+  DevArray a = check_typed_array(fn, name, obj, is_out, kFloatTypes);
+  if (first != nullptr && a.dtype != first->dtype) {
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must have the dtype of the first array (" +
+                         kFloatTypes[first->dtype].name + "), got " + kFloatTypes[a.dtype].name);
+  }
+  return a;
+}
+
+const void* cvoid(const DevArray& d) { return reinterpret_cast<const void*>(d.ptr); }
+void* mvoid(const DevArray& d) { return reinterpret_cast<void*>(d.ptr); }
+
 // ---- softmax / log_softmax ------------------------------------------------------------
 
 void softmax_impl(const char* fn, bool log, const py::object& x_obj, const py::object& dim_obj,
                   const py::object& out_obj, const py::object& stream_obj) {
-  DevArray x = check_array(fn, "x", x_obj, false);
+  DevArray x = float_array(fn, "x", x_obj, false, nullptr);
   const int64_t dim = check_int(fn, "dim", dim_obj);
-  DevArray out = check_array(fn, "out", out_obj, true);
+  DevArray out = float_array(fn, "out", out_obj, true, &x);
   tg::glue::check_same_shapes(fn, {"x", "out"}, {x.shape, out.shape});
   const auto d = tg::glue::softmax_dims(fn, x.shape, dim);
-  tg::glue::check_inplace_ok(fn, "x", cptr(x), mptr(out), x.size * 4);
+  tg::glue::check_inplace_ok(fn, "x", cptr(x), mptr(out), x.nbytes());
   void* stream = to_stream(fn, stream_obj);
   if (x.size == 0) return;
   int err;
   {
     py::gil_scoped_release nogil;
-    err = tg_cuda_softmax(cptr(x), mptr(out), d.outer, d.n, d.inner, log ? 1 : 0, stream);
+    err = tg_cuda_softmax(x.dtype, cvoid(x), mvoid(out), d.outer, d.n, d.inner, log ? 1 : 0, stream);
   }
   check_cuda(fn, err);
 }
 
 void softmax_backward_impl(const char* fn, bool log, const py::object& y_obj, const py::object& gy_obj,
                            const py::object& dim_obj, const py::object& out_obj, const py::object& stream_obj) {
-  DevArray y = check_array(fn, "y", y_obj, false);
-  DevArray gy = check_array(fn, "gy", gy_obj, false);
+  DevArray y = float_array(fn, "y", y_obj, false, nullptr);
+  DevArray gy = float_array(fn, "gy", gy_obj, false, &y);
   const int64_t dim = check_int(fn, "dim", dim_obj);
-  DevArray out = check_array(fn, "out", out_obj, true);
+  DevArray out = float_array(fn, "out", out_obj, true, &y);
   tg::glue::check_same_shapes(fn, {"y", "gy", "out"}, {y.shape, gy.shape, out.shape});
   const auto d = tg::glue::softmax_dims(fn, y.shape, dim);
-  tg::glue::check_inplace_ok(fn, "y", cptr(y), mptr(out), y.size * 4);
-  tg::glue::check_inplace_ok(fn, "gy", cptr(gy), mptr(out), y.size * 4);
+  tg::glue::check_inplace_ok(fn, "y", cptr(y), mptr(out), y.nbytes());
+  tg::glue::check_inplace_ok(fn, "gy", cptr(gy), mptr(out), y.nbytes());
   void* stream = to_stream(fn, stream_obj);
   if (y.size == 0) return;
   int err;
   {
     py::gil_scoped_release nogil;
-    err = tg_cuda_softmax_backward(cptr(y), cptr(gy), mptr(out), d.outer, d.n, d.inner, log ? 1 : 0, stream);
+    err = tg_cuda_softmax_backward(y.dtype, cvoid(y), cvoid(gy), mvoid(out), d.outer, d.n, d.inner, log ? 1 : 0,
+                                   stream);
   }
   check_cuda(fn, err);
 }
@@ -64,34 +81,34 @@ void softmax_backward_impl(const char* fn, bool log, const py::object& y_obj, co
 
 void activation_impl(const char* fn, int act, float param, const py::object& x_obj, const py::object& out_obj,
                      const py::object& stream_obj) {
-  DevArray x = check_array(fn, "x", x_obj, false);
-  DevArray out = check_array(fn, "out", out_obj, true);
+  DevArray x = float_array(fn, "x", x_obj, false, nullptr);
+  DevArray out = float_array(fn, "out", out_obj, true, &x);
   tg::glue::check_same_shapes(fn, {"x", "out"}, {x.shape, out.shape});
-  tg::glue::check_inplace_ok(fn, "x", cptr(x), mptr(out), x.size * 4);
+  tg::glue::check_inplace_ok(fn, "x", cptr(x), mptr(out), x.nbytes());
   void* stream = to_stream(fn, stream_obj);
   if (x.size == 0) return;
   int err;
   {
     py::gil_scoped_release nogil;
-    err = tg_cuda_activation(act, cptr(x), mptr(out), x.size, param, stream);
+    err = tg_cuda_activation(act, x.dtype, cvoid(x), mvoid(out), x.size, param, stream);
   }
   check_cuda(fn, err);
 }
 
 void activation_backward_impl(const char* fn, int act, float param, const char* a_name, const py::object& a_obj,
                               const py::object& gy_obj, const py::object& out_obj, const py::object& stream_obj) {
-  DevArray a = check_array(fn, a_name, a_obj, false);
-  DevArray gy = check_array(fn, "gy", gy_obj, false);
-  DevArray out = check_array(fn, "out", out_obj, true);
+  DevArray a = float_array(fn, a_name, a_obj, false, nullptr);
+  DevArray gy = float_array(fn, "gy", gy_obj, false, &a);
+  DevArray out = float_array(fn, "out", out_obj, true, &a);
   tg::glue::check_same_shapes(fn, {a_name, "gy", "out"}, {a.shape, gy.shape, out.shape});
-  tg::glue::check_inplace_ok(fn, a_name, cptr(a), mptr(out), a.size * 4);
-  tg::glue::check_inplace_ok(fn, "gy", cptr(gy), mptr(out), a.size * 4);
+  tg::glue::check_inplace_ok(fn, a_name, cptr(a), mptr(out), a.nbytes());
+  tg::glue::check_inplace_ok(fn, "gy", cptr(gy), mptr(out), a.nbytes());
   void* stream = to_stream(fn, stream_obj);
   if (a.size == 0) return;
   int err;
   {
     py::gil_scoped_release nogil;
-    err = tg_cuda_activation_backward(act, cptr(a), cptr(gy), mptr(out), a.size, param, stream);
+    err = tg_cuda_activation_backward(act, a.dtype, cvoid(a), cvoid(gy), mvoid(out), a.size, param, stream);
   }
   check_cuda(fn, err);
 }
@@ -205,15 +222,18 @@ void layer_norm_backward(const py::object& x_obj, const py::object& w_obj, const
 
 }  // namespace
 
+// The softmax and activation functions take float32 or float16 arrays (all of one dtype,
+// C-contiguous); float16 is computed in float32 and rounded once when stored.
 void tg::cuda_glue::bind_nn(py::module_& m) {
   m.def("softmax", [](py::object x, py::object dim, py::object out, py::object stream) {
           softmax_impl("tilegrad._cuda.softmax", false, x, dim, out, stream);
         }, py::arg("x"), py::arg("dim"), py::arg("out"), py::arg("stream") = 0,
-        "out[...] = softmax(x) along dim on the GPU. float32, C-contiguous, out of x's shape; out may be x.");
+        "out[...] = softmax(x) along dim on the GPU. float32 or float16 (computed in float32), C-contiguous, "
+        "out of x's shape and dtype; out may be x.");
   m.def("log_softmax", [](py::object x, py::object dim, py::object out, py::object stream) {
           softmax_impl("tilegrad._cuda.log_softmax", true, x, dim, out, stream);
         }, py::arg("x"), py::arg("dim"), py::arg("out"), py::arg("stream") = 0,
-        "out[...] = log_softmax(x) along dim on the GPU. float32, C-contiguous; out may be x.");
+        "out[...] = log_softmax(x) along dim on the GPU. float32 or float16, C-contiguous; out may be x.");
   m.def("softmax_backward", [](py::object y, py::object gy, py::object dim, py::object out, py::object stream) {
           softmax_backward_impl("tilegrad._cuda.softmax_backward", false, y, gy, dim, out, stream);
         }, py::arg("y"), py::arg("gy"), py::arg("dim"), py::arg("out"), py::arg("stream") = 0,

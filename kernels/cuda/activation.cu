@@ -1,13 +1,14 @@
-// Elementwise activations forward and backward, float32, grid-stride loops.
-// float4 loads and stores when every pointer is 16-byte aligned (the scalar
-// tail is handled in the same launch); scalar otherwise. Each element is read
-// before the same thread writes it, so out may be an input exactly.
+// Elementwise activations forward and backward, float32 or float16 (computed in float32, rounded
+// once on the store), grid-stride loops. 16-byte vector loads and stores when every pointer is
+// 16-byte aligned (the scalar tail is handled in the same launch); scalar otherwise. Each element
+// is read before the same thread writes it, so out may be an input exactly.
 //
 // The formulas follow the reference kernels (pkg/tilegrad/backends/reference*.py)
 // with full-precision expf / tanhf / erff (no fast-math intrinsics).
 #include <cuda_runtime.h>
 #include <math.h>
 
+#include "elem.cuh"
 #include "tg_cuda.h"
 #include "tg_cuda_device.h"
 
@@ -63,103 +64,128 @@ __device__ __forceinline__ float act_backward(float a, float gy, float p) {
   }
 }
 
-template <int A, bool kVec>
-__global__ void __launch_bounds__(kThreads) act_forward_kernel(const float* x, float* out, int64_t n, float p) {
+// 16-byte vector loads and stores (4 float32 or 8 float16 values) when kVec, then the scalar
+// tail in the same launch.
+template <typename T, int A, bool kVec>
+__global__ void __launch_bounds__(kThreads) act_forward_kernel(const T* x, T* out, int64_t n, float p) {
+  using tg::cuda::from_float;
+  using tg::cuda::to_float;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   int64_t start = tid;
   if (kVec) {
-    const int64_t n4 = n / 4;
-    const float4* x4 = reinterpret_cast<const float4*>(x);
-    float4* o4 = reinterpret_cast<float4*>(out);
-    for (int64_t i = tid; i < n4; i += stride) {
-      float4 v = x4[i];
-      v.x = act_forward<A>(v.x, p);
-      v.y = act_forward<A>(v.y, p);
-      v.z = act_forward<A>(v.z, p);
-      v.w = act_forward<A>(v.w, p);
-      o4[i] = v;
+    using Pack = tg::cuda::Pack16<T>;
+    const int64_t packs = n / Pack::kCount;
+    for (int64_t i = tid; i < packs; i += stride) {
+      Pack v;
+      v.load(x + i * Pack::kCount);
+#pragma unroll
+      for (int j = 0; j < Pack::kCount; ++j) v.v[j] = from_float<T>(act_forward<A>(to_float(v.v[j]), p));
+      v.store(out + i * Pack::kCount);
     }
-    start = n4 * 4 + tid;
+    start = packs * Pack::kCount + tid;
   }
-  for (int64_t i = start; i < n; i += stride) out[i] = act_forward<A>(x[i], p);
+  for (int64_t i = start; i < n; i += stride) out[i] = from_float<T>(act_forward<A>(to_float(x[i]), p));
 }
 
-template <int A, bool kVec>
-__global__ void __launch_bounds__(kThreads)
-act_backward_kernel(const float* a, const float* gy, float* out, int64_t n, float p) {
+template <typename T, int A, bool kVec>
+__global__ void __launch_bounds__(kThreads) act_backward_kernel(const T* a, const T* gy, T* out, int64_t n, float p) {
+  using tg::cuda::from_float;
+  using tg::cuda::to_float;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   int64_t start = tid;
   if (kVec) {
-    const int64_t n4 = n / 4;
-    const float4* a4 = reinterpret_cast<const float4*>(a);
-    const float4* g4 = reinterpret_cast<const float4*>(gy);
-    float4* o4 = reinterpret_cast<float4*>(out);
-    for (int64_t i = tid; i < n4; i += stride) {
-      const float4 av = a4[i];
-      const float4 gv = g4[i];
-      float4 r;
-      r.x = act_backward<A>(av.x, gv.x, p);
-      r.y = act_backward<A>(av.y, gv.y, p);
-      r.z = act_backward<A>(av.z, gv.z, p);
-      r.w = act_backward<A>(av.w, gv.w, p);
-      o4[i] = r;
+    using Pack = tg::cuda::Pack16<T>;
+    const int64_t packs = n / Pack::kCount;
+    for (int64_t i = tid; i < packs; i += stride) {
+      Pack av, gv;
+      av.load(a + i * Pack::kCount);
+      gv.load(gy + i * Pack::kCount);
+#pragma unroll
+      for (int j = 0; j < Pack::kCount; ++j) {
+        av.v[j] = from_float<T>(act_backward<A>(to_float(av.v[j]), to_float(gv.v[j]), p));
+      }
+      av.store(out + i * Pack::kCount);
     }
-    start = n4 * 4 + tid;
+    start = packs * Pack::kCount + tid;
   }
-  for (int64_t i = start; i < n; i += stride) out[i] = act_backward<A>(a[i], gy[i], p);
+  for (int64_t i = start; i < n; i += stride) {
+    out[i] = from_float<T>(act_backward<A>(to_float(a[i]), to_float(gy[i]), p));
+  }
 }
 
-template <int A>
-int launch_forward(const float* x, float* out, int64_t n, float p, cudaStream_t s) {
+template <typename T, int A>
+int launch_forward(const void* xv, void* outv, int64_t n, float p, cudaStream_t s) {
   using tg::cuda::aligned16;
-  if (aligned16(x) && aligned16(out) && n >= 4) {
-    act_forward_kernel<A, true><<<tg::cuda::grid_for(n / 4, kThreads), kThreads, 0, s>>>(x, out, n, p);
+  const T* x = static_cast<const T*>(xv);
+  T* out = static_cast<T*>(outv);
+  constexpr int kCount = tg::cuda::Pack16<T>::kCount;
+  if (aligned16(x) && aligned16(out) && n >= kCount) {
+    act_forward_kernel<T, A, true><<<tg::cuda::grid_for(n / kCount, kThreads), kThreads, 0, s>>>(x, out, n, p);
   } else {
-    act_forward_kernel<A, false><<<tg::cuda::grid_for(n, kThreads), kThreads, 0, s>>>(x, out, n, p);
+    act_forward_kernel<T, A, false><<<tg::cuda::grid_for(n, kThreads), kThreads, 0, s>>>(x, out, n, p);
   }
   return static_cast<int>(cudaGetLastError());
 }
 
-template <int A>
-int launch_backward(const float* a, const float* gy, float* out, int64_t n, float p, cudaStream_t s) {
+template <typename T, int A>
+int launch_backward(const void* av, const void* gyv, void* outv, int64_t n, float p, cudaStream_t s) {
   using tg::cuda::aligned16;
-  if (aligned16(a) && aligned16(gy) && aligned16(out) && n >= 4) {
-    act_backward_kernel<A, true><<<tg::cuda::grid_for(n / 4, kThreads), kThreads, 0, s>>>(a, gy, out, n, p);
+  const T* a = static_cast<const T*>(av);
+  const T* gy = static_cast<const T*>(gyv);
+  T* out = static_cast<T*>(outv);
+  constexpr int kCount = tg::cuda::Pack16<T>::kCount;
+  if (aligned16(a) && aligned16(gy) && aligned16(out) && n >= kCount) {
+    act_backward_kernel<T, A, true><<<tg::cuda::grid_for(n / kCount, kThreads), kThreads, 0, s>>>(a, gy, out, n, p);
   } else {
-    act_backward_kernel<A, false><<<tg::cuda::grid_for(n, kThreads), kThreads, 0, s>>>(a, gy, out, n, p);
+    act_backward_kernel<T, A, false><<<tg::cuda::grid_for(n, kThreads), kThreads, 0, s>>>(a, gy, out, n, p);
   }
   return static_cast<int>(cudaGetLastError());
+}
+
+template <typename T>
+int forward_of(int act, const void* x, void* out, int64_t n, float param, cudaStream_t s) {
+  switch (act) {
+    case TG_ACT_SIGMOID: return launch_forward<T, TG_ACT_SIGMOID>(x, out, n, param, s);
+    case TG_ACT_TANH: return launch_forward<T, TG_ACT_TANH>(x, out, n, param, s);
+    case TG_ACT_GELU: return launch_forward<T, TG_ACT_GELU>(x, out, n, param, s);
+    case TG_ACT_GELU_TANH: return launch_forward<T, TG_ACT_GELU_TANH>(x, out, n, param, s);
+    case TG_ACT_SILU: return launch_forward<T, TG_ACT_SILU>(x, out, n, param, s);
+    case TG_ACT_LEAKY_RELU: return launch_forward<T, TG_ACT_LEAKY_RELU>(x, out, n, param, s);
+    default: return static_cast<int>(cudaErrorInvalidValue);
+  }
+}
+
+template <typename T>
+int backward_of(int act, const void* a, const void* gy, void* out, int64_t n, float param, cudaStream_t s) {
+  switch (act) {
+    case TG_ACT_SIGMOID: return launch_backward<T, TG_ACT_SIGMOID>(a, gy, out, n, param, s);
+    case TG_ACT_TANH: return launch_backward<T, TG_ACT_TANH>(a, gy, out, n, param, s);
+    case TG_ACT_GELU: return launch_backward<T, TG_ACT_GELU>(a, gy, out, n, param, s);
+    case TG_ACT_GELU_TANH: return launch_backward<T, TG_ACT_GELU_TANH>(a, gy, out, n, param, s);
+    case TG_ACT_SILU: return launch_backward<T, TG_ACT_SILU>(a, gy, out, n, param, s);
+    case TG_ACT_LEAKY_RELU: return launch_backward<T, TG_ACT_LEAKY_RELU>(a, gy, out, n, param, s);
+    default: return static_cast<int>(cudaErrorInvalidValue);
+  }
 }
 
 }  // namespace
 
-extern "C" int tg_cuda_activation(int act, const float* x, float* out, int64_t n, float param, void* stream) {
+extern "C" int tg_cuda_activation(int act, int dtype, const void* x, void* out, int64_t n, float param,
+                                  void* stream) {
   if (n <= 0) return 0;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  switch (act) {
-    case TG_ACT_SIGMOID: return launch_forward<TG_ACT_SIGMOID>(x, out, n, param, s);
-    case TG_ACT_TANH: return launch_forward<TG_ACT_TANH>(x, out, n, param, s);
-    case TG_ACT_GELU: return launch_forward<TG_ACT_GELU>(x, out, n, param, s);
-    case TG_ACT_GELU_TANH: return launch_forward<TG_ACT_GELU_TANH>(x, out, n, param, s);
-    case TG_ACT_SILU: return launch_forward<TG_ACT_SILU>(x, out, n, param, s);
-    case TG_ACT_LEAKY_RELU: return launch_forward<TG_ACT_LEAKY_RELU>(x, out, n, param, s);
-    default: return static_cast<int>(cudaErrorInvalidValue);
-  }
+  if (dtype == TG_DTYPE_F32) return forward_of<float>(act, x, out, n, param, s);
+  if (dtype == TG_DTYPE_F16) return forward_of<tg::cuda::f16>(act, x, out, n, param, s);
+  return static_cast<int>(cudaErrorInvalidValue);
 }
 
-extern "C" int tg_cuda_activation_backward(int act, const float* a, const float* gy, float* out, int64_t n,
+extern "C" int tg_cuda_activation_backward(int act, int dtype, const void* a, const void* gy, void* out, int64_t n,
                                            float param, void* stream) {
   if (n <= 0) return 0;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  switch (act) {
-    case TG_ACT_SIGMOID: return launch_backward<TG_ACT_SIGMOID>(a, gy, out, n, param, s);
-    case TG_ACT_TANH: return launch_backward<TG_ACT_TANH>(a, gy, out, n, param, s);
-    case TG_ACT_GELU: return launch_backward<TG_ACT_GELU>(a, gy, out, n, param, s);
-    case TG_ACT_GELU_TANH: return launch_backward<TG_ACT_GELU_TANH>(a, gy, out, n, param, s);
-    case TG_ACT_SILU: return launch_backward<TG_ACT_SILU>(a, gy, out, n, param, s);
-    case TG_ACT_LEAKY_RELU: return launch_backward<TG_ACT_LEAKY_RELU>(a, gy, out, n, param, s);
-    default: return static_cast<int>(cudaErrorInvalidValue);
-  }
+  if (dtype == TG_DTYPE_F32) return backward_of<float>(act, a, gy, out, n, param, s);
+  if (dtype == TG_DTYPE_F16) return backward_of<tg::cuda::f16>(act, a, gy, out, n, param, s);
+  return static_cast<int>(cudaErrorInvalidValue);
 }

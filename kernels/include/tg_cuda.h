@@ -31,12 +31,13 @@ int tg_cuda_matmul_tf32(const float* a, const float* b, float* out, int64_t batc
                         int64_t n, int64_t k, void* stream);
 
 // Softmax along one dim of a C-contiguous array seen as (outer, n, inner), n the
-// reduced dim's size; log != 0 gives log_softmax. out may be x exactly.
-int tg_cuda_softmax(const float* x, float* out, int64_t outer, int64_t n, int64_t inner, int log,
+// reduced dim's size; log != 0 gives log_softmax. out may be x exactly. dtype: TG_DTYPE_F32 or
+// TG_DTYPE_F16 (every array of that type; float16 is computed in float32 and rounded once).
+int tg_cuda_softmax(int dtype, const void* x, void* out, int64_t outer, int64_t n, int64_t inner, int log,
                     void* stream);
 // softmax:     out = y * (gy - sum(gy * y, dim))  for y = softmax(x)
 // log_softmax: out = gy - exp(y) * sum(gy, dim)   for y = log_softmax(x); out may be y or gy.
-int tg_cuda_softmax_backward(const float* y, const float* gy, float* out, int64_t outer, int64_t n,
+int tg_cuda_softmax_backward(int dtype, const void* y, const void* gy, void* out, int64_t outer, int64_t n,
                              int64_t inner, int log, void* stream);
 
 // Elementwise activations (kinds below). param is leaky_relu's slope, unused by
@@ -50,8 +51,10 @@ enum {
   TG_ACT_SILU = 4,
   TG_ACT_LEAKY_RELU = 5
 };
-int tg_cuda_activation(int act, const float* x, float* out, int64_t n, float param, void* stream);
-int tg_cuda_activation_backward(int act, const float* a, const float* gy, float* out, int64_t n,
+// dtype: TG_DTYPE_F32 or TG_DTYPE_F16 (below; every array of that type, float16 computed in
+// float32 and rounded once on the store); other dtypes return cudaErrorInvalidValue.
+int tg_cuda_activation(int act, int dtype, const void* x, void* out, int64_t n, float param, void* stream);
+int tg_cuda_activation_backward(int act, int dtype, const void* a, const void* gy, void* out, int64_t n,
                                 float param, void* stream);
 
 // Layer norm of `rows` rows of n elements; weight / bias (n) may be null.

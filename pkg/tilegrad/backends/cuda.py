@@ -12,7 +12,7 @@ import numpy as np
 
 from . import reference
 from .native import (F32, I64, conv_geometry, divisor_override_covered, elementwise_covered, layer_norm_covered,
-                     matmul_covered, pool_geometry, softmax_covered)
+                     matmul_covered, pool_geometry)
 
 try:
     from tilegrad import _cuda
@@ -66,10 +66,24 @@ def matmul(a, b):
     return out
 
 
-# ---- softmax / log_softmax: any dim (the kernels take (outer, n, inner) layouts) ----------
+# ---- softmax / log_softmax and the activations: float32 or float16 --------------------------
+F16 = np.dtype(np.float16)
+
+
+def _float_covered(*arrays):
+    """float32 or float16 arrays of one dtype and one shape (the softmax and activation kernels
+    compute float16 in float32 and round once on the store)."""
+    first = arrays[0]
+    return first.dtype in (F32, F16) and all(a.dtype == first.dtype and a.shape == first.shape for a in arrays)
+
+
+def _dim_ok(x, dim):
+    return x.ndim >= 1 and isinstance(dim, (int, np.integer)) and -x.ndim <= dim < x.ndim
+
+
 def _softmax(native, ref):
     def kernel(x, dim):
-        if not softmax_covered(x, dim):
+        if not (_float_covered(x) and _dim_ok(x, dim)):
             return ref(x, dim)
         x = _c(x)
         out = _cupy().empty_like(x)
@@ -81,7 +95,7 @@ def _softmax(native, ref):
 
 def _softmax_backward(native, ref):
     def kernel(y, gy, dim):
-        if not (elementwise_covered(y, gy) and softmax_covered(y, dim)):
+        if not (_float_covered(y, gy) and _dim_ok(y, dim)):
             return ref(y, gy, dim)
         y, gy = _c(y), _c(gy)
         out = _cupy().empty_like(y)
@@ -91,10 +105,9 @@ def _softmax_backward(native, ref):
     return kernel
 
 
-# ---- activations --------------------------------------------------------------------------
 def _unary(native, ref):
     def kernel(x):
-        if x.dtype != F32:
+        if not _float_covered(x):
             return ref(x)
         x = _c(x)
         out = _cupy().empty_like(x)
@@ -106,7 +119,7 @@ def _unary(native, ref):
 
 def _binary(native, ref):
     def kernel(a, gy):
-        if not elementwise_covered(a, gy):
+        if not _float_covered(a, gy):
             return ref(a, gy)
         a, gy = _c(a), _c(gy)
         out = _cupy().empty_like(a)
@@ -117,7 +130,7 @@ def _binary(native, ref):
 
 
 def gelu(x, approximate):
-    if x.dtype != F32 or approximate not in ("none", "tanh"):
+    if not _float_covered(x) or approximate not in ("none", "tanh"):
         return REF["gelu"](x, approximate)
     x = _c(x)
     out = _cupy().empty_like(x)
@@ -126,7 +139,7 @@ def gelu(x, approximate):
 
 
 def gelu_backward(x, gy, approximate):
-    if not elementwise_covered(x, gy) or approximate not in ("none", "tanh"):
+    if not _float_covered(x, gy) or approximate not in ("none", "tanh"):
         return REF["gelu_backward"](x, gy, approximate)
     x, gy = _c(x), _c(gy)
     out = _cupy().empty_like(x)
@@ -135,7 +148,7 @@ def gelu_backward(x, gy, approximate):
 
 
 def leaky_relu(x, slope):
-    if x.dtype != F32:
+    if not _float_covered(x):
         return REF["leaky_relu"](x, slope)
     x = _c(x)
     out = _cupy().empty_like(x)
@@ -144,7 +157,7 @@ def leaky_relu(x, slope):
 
 
 def leaky_relu_backward(x, gy, slope):
-    if not elementwise_covered(x, gy):
+    if not _float_covered(x, gy):
         return REF["leaky_relu_backward"](x, gy, slope)
     x, gy = _c(x), _c(gy)
     out = _cupy().empty_like(x)
@@ -310,9 +323,6 @@ def _sdpa_mask(mask, lead, length, source):
 
 def _sdpa_scale(q, scale):
     return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-
-
-F16 = np.dtype(np.float16)
 
 
 def _sdpa_half(q, k, v):

@@ -36,6 +36,10 @@ struct alignas(16) float4 {
   float x, y, z, w;
 };
 
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
+
 typedef int cudaError_t;
 typedef void* cudaStream_t;
 enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorNoDevice = 100, cudaErrorInsufficientDriver = 35 };
