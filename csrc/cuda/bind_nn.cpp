@@ -125,11 +125,11 @@ int gelu_kind(const char* fn, const py::object& approximate) {
 
 // ---- layer norm -----------------------------------------------------------------------
 
-// weight / bias: None or a float32 CUDA array of the normalised shape.
+// weight / bias: None or a CUDA array of x's dtype and the normalised shape.
 const DevArray* optional_param(const char* fn, const char* name, const py::object& obj, const Shape& want,
-                               DevArray* slot) {
+                               DevArray* slot, const DevArray& x) {
   if (obj.is_none()) return nullptr;
-  *slot = check_array(fn, name, obj, false);
+  *slot = float_array(fn, name, obj, false, &x);
   if (slot->shape != want) {
     throw py::value_error(std::string(fn) + ": '" + name + "' must have the normalised shape " +
                           tg::glue::shape_str(want) + ", got " + tg::glue::shape_str(slot->shape));
@@ -137,19 +137,19 @@ const DevArray* optional_param(const char* fn, const char* name, const py::objec
   return slot;
 }
 
-const float* opt_ptr(const DevArray* a) { return a == nullptr ? nullptr : cptr(*a); }
+const void* opt_ptr(const DevArray* a) { return a == nullptr ? nullptr : cvoid(*a); }
 
 void layer_norm(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
                 const py::object& n_dims_obj, const py::object& eps_obj, const py::object& y_obj,
                 const py::object& mean_obj, const py::object& rstd_obj, const py::object& stream_obj) {
   const char* fn = "tilegrad._cuda.layer_norm";
-  DevArray x = check_array(fn, "x", x_obj, false);
+  DevArray x = float_array(fn, "x", x_obj, false, nullptr);
   const auto d = tg::glue::norm_dims(fn, x.shape, check_int(fn, "n_dims", n_dims_obj));
   const float eps = static_cast<float>(check_real(fn, "eps", eps_obj));
   DevArray w_slot{}, b_slot{};
-  const DevArray* w = optional_param(fn, "weight", w_obj, d.param_shape, &w_slot);
-  const DevArray* b = optional_param(fn, "bias", b_obj, d.param_shape, &b_slot);
-  DevArray y = check_array(fn, "y", y_obj, true);
+  const DevArray* w = optional_param(fn, "weight", w_obj, d.param_shape, &w_slot, x);
+  const DevArray* b = optional_param(fn, "bias", b_obj, d.param_shape, &b_slot, x);
+  DevArray y = float_array(fn, "y", y_obj, true, &x);
   DevArray mean = check_array(fn, "mean", mean_obj, true);
   DevArray rstd = check_array(fn, "rstd", rstd_obj, true);
   check_shape(fn, "y", y, x.shape);
@@ -164,8 +164,8 @@ void layer_norm(const py::object& x_obj, const py::object& w_obj, const py::obje
   int err;
   {
     py::gil_scoped_release nogil;
-    err = tg_cuda_layer_norm(cptr(x), opt_ptr(w), opt_ptr(b), mptr(y), mptr(mean), mptr(rstd), d.rows, d.n, eps,
-                             stream);
+    err = tg_cuda_layer_norm(x.dtype, cvoid(x), opt_ptr(w), opt_ptr(b), mvoid(y), mptr(mean), mptr(rstd), d.rows,
+                             d.n, eps, stream);
   }
   check_cuda(fn, err);
 }
@@ -175,16 +175,16 @@ void layer_norm_backward(const py::object& x_obj, const py::object& w_obj, const
                          const py::object& gx_obj, const py::object& gw_obj, const py::object& gb_obj,
                          const py::object& stream_obj, const py::object& ws_obj) {
   const char* fn = "tilegrad._cuda.layer_norm_backward";
-  DevArray x = check_array(fn, "x", x_obj, false);
+  DevArray x = float_array(fn, "x", x_obj, false, nullptr);
   const auto d = tg::glue::norm_dims(fn, x.shape, check_int(fn, "n_dims", n_dims_obj));
   DevArray w_slot{};
-  const DevArray* w = optional_param(fn, "weight", w_obj, d.param_shape, &w_slot);
+  const DevArray* w = optional_param(fn, "weight", w_obj, d.param_shape, &w_slot, x);
   DevArray mean = check_array(fn, "mean", mean_obj, false);
   DevArray rstd = check_array(fn, "rstd", rstd_obj, false);
-  DevArray gy = check_array(fn, "gy", gy_obj, false);
-  DevArray gx = check_array(fn, "gx", gx_obj, true);
-  DevArray gw = check_array(fn, "gweight", gw_obj, true);
-  DevArray gb = check_array(fn, "gbias", gb_obj, true);
+  DevArray gy = float_array(fn, "gy", gy_obj, false, &x);
+  DevArray gx = float_array(fn, "gx", gx_obj, true, &x);
+  DevArray gw = float_array(fn, "gweight", gw_obj, true, &x);
+  DevArray gb = float_array(fn, "gbias", gb_obj, true, &x);
   check_shape(fn, "mean", mean, d.stat_shape);
   check_shape(fn, "rstd", rstd, d.stat_shape);
   check_shape(fn, "gy", gy, x.shape);
@@ -214,16 +214,17 @@ void layer_norm_backward(const py::object& x_obj, const py::object& w_obj, const
   {
     py::gil_scoped_release nogil;
     // rows == 0 still launches: gweight and gbias become zeros.
-    err = tg_cuda_layer_norm_backward(cptr(x), opt_ptr(w), cptr(mean), cptr(rstd), cptr(gy), mptr(gx), mptr(gw),
-                                      mptr(gb), ws_ptr, d.rows, d.n, stream);
+    err = tg_cuda_layer_norm_backward(x.dtype, cvoid(x), opt_ptr(w), cptr(mean), cptr(rstd), cvoid(gy), mvoid(gx),
+                                      mvoid(gw), mvoid(gb), ws_ptr, d.rows, d.n, stream);
   }
   check_cuda(fn, err);
 }
 
 }  // namespace
 
-// The softmax and activation functions take float32 or float16 arrays (all of one dtype,
-// C-contiguous); float16 is computed in float32 and rounded once when stored.
+// The softmax, activation and layer-norm functions take float32 or float16 arrays (all of one
+// dtype, C-contiguous; layer norm's mean, rstd and workspace are float32 always); float16 is
+// computed in float32 and rounded once when stored.
 void tg::cuda_glue::bind_nn(py::module_& m) {
   m.def("softmax", [](py::object x, py::object dim, py::object out, py::object stream) {
           softmax_impl("tilegrad._cuda.softmax", false, x, dim, out, stream);

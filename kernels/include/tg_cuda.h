@@ -58,14 +58,16 @@ int tg_cuda_activation_backward(int act, int dtype, const void* a, const void* g
                                 float param, void* stream);
 
 // Layer norm of `rows` rows of n elements; weight / bias (n) may be null.
-// Writes y (rows, n), mean and rstd (rows). Outputs overlap nothing.
-int tg_cuda_layer_norm(const float* x, const float* weight, const float* bias, float* y, float* mean,
+// Writes y (rows, n), mean and rstd (rows). Outputs overlap nothing. dtype (TG_DTYPE_F32 or
+// TG_DTYPE_F16) is that of x, weight, bias, y, gy, gx, gweight, gbias; mean, rstd and the
+// workspace are float32 always.
+int tg_cuda_layer_norm(int dtype, const void* x, const void* weight, const void* bias, void* y, float* mean,
                        float* rstd, int64_t rows, int64_t n, float eps, void* stream);
 // gx (rows, n), gweight and gbias (n): sums over all rows (zeros when rows == 0).
 // workspace: null, or tg_cuda_layer_norm_backward_workspace(rows, n) floats of
 // scratch that let the parameter gradients be summed by more blocks (two stages).
-int tg_cuda_layer_norm_backward(const float* x, const float* weight, const float* mean, const float* rstd,
-                                const float* gy, float* gx, float* gweight, float* gbias, float* workspace,
+int tg_cuda_layer_norm_backward(int dtype, const void* x, const void* weight, const float* mean, const float* rstd,
+                                const void* gy, void* gx, void* gweight, void* gbias, float* workspace,
                                 int64_t rows, int64_t n, void* stream);
 int64_t tg_cuda_layer_norm_backward_workspace(int64_t rows, int64_t n);
 

@@ -1,4 +1,4 @@
-"""float16 arguments of tilegrad._cuda's softmax and activation bindings: accepted when every
+"""float16 arguments of tilegrad._cuda's softmax, activation and layer-norm bindings: accepted when every
 array of a call is float16, refused (naming the argument) when the dtypes are mixed, and the
 in-place rules measured in float16's bytes. Fake __cuda_array_interface__ objects: no GPU needed."""
 import pytest
@@ -44,3 +44,17 @@ def test_float16_partial_overlap_counts_half_bytes(fn):
     args["out"] = {**args["out"], "data": (args[first]["data"][0] + 2, False)}
     with raises_naming(ValueError, fn, "_cuda", "partially overlaps"):
         call(fn, args)
+
+
+def test_layer_norm_float16_with_float32_statistics():
+    args = GOOD["layer_norm"]()
+    for name in ("x", "weight", "bias", "y"):
+        args[name] = {**args[name], "typestr": "<f2"}
+    if not GPU:
+        launches_without_gpu("layer_norm", args)  # mean / rstd stay float32
+    bad = {**args, "mean": {**args["mean"], "typestr": "<f2"}}
+    with raises_naming(TypeError, "layer_norm", "_cuda", "'mean'", "float32"):
+        call("layer_norm", bad)
+    bad = {**args, "weight": {**args["weight"], "typestr": "<f4"}}
+    with raises_naming(TypeError, "layer_norm", "_cuda", "'weight'", "dtype of the first array"):
+        call("layer_norm", bad)

@@ -1,6 +1,5 @@
-"""The CUDA row kernels (softmax.cu, layer_norm.cu) and the activations (activation.cu; softmax and
-the activations in float32 and float16) executed
-on the CPU through tests/native/cuda_emu, against float64 references: their row layouts (a
+"""The CUDA row kernels (softmax.cu, layer_norm.cu) and the activations (activation.cu), in float32
+and float16, executed on the CPU through tests/native/cuda_emu, against float64 references: their row layouts (a
 thread, a warp or a block per row, the column path for inner dims), the shared reductions of
 row_reduce.cuh and the vector/scalar activation paths run where no GPU exists. The GPU tests
 (test_cuda_kernels.py) remain the word on the hardware. Slow: g++ builds the kernels."""
@@ -22,8 +21,8 @@ c_i64, c_int, c_float, c_ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_float, cty
 SIGNATURES = {
     "tg_cuda_softmax": [c_int, c_ptr, c_ptr, c_i64, c_i64, c_i64, c_int, c_ptr],
     "tg_cuda_softmax_backward": [c_int, c_ptr, c_ptr, c_ptr, c_i64, c_i64, c_i64, c_int, c_ptr],
-    "tg_cuda_layer_norm": [c_ptr] * 6 + [c_i64, c_i64, c_float, c_ptr],
-    "tg_cuda_layer_norm_backward": [c_ptr] * 9 + [c_i64, c_i64, c_ptr],
+    "tg_cuda_layer_norm": [c_int] + [c_ptr] * 6 + [c_i64, c_i64, c_float, c_ptr],
+    "tg_cuda_layer_norm_backward": [c_int] + [c_ptr] * 9 + [c_i64, c_i64, c_ptr],
     "tg_cuda_activation": [c_int, c_int, c_ptr, c_ptr, c_i64, c_float, c_ptr],
     "tg_cuda_activation_backward": [c_int, c_int, c_ptr, c_ptr, c_ptr, c_i64, c_float, c_ptr],
 }
@@ -99,33 +98,36 @@ def test_softmax(lib, rng, shape, log, dtype):
 LAYER_NORM = [(5, 7), (9, 33), (3, 1025), (2, 9000), (70, 5)]
 
 
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
 @pytest.mark.parametrize("shape", LAYER_NORM, ids=["x".join(map(str, s)) for s in LAYER_NORM])
-def test_layer_norm(lib, rng, shape, affine):
+def test_layer_norm(lib, rng, shape, affine, dtype):
+    np_type, code, rtol = DTYPES[dtype]
     rows, n = shape
-    x = rng.normal(rows, n) * np.float32(2) + np.float32(3)
-    w, b = (rng.normal(n), rng.normal(n)) if affine else (None, None)
-    y, mean, rstd = filled(x.shape), filled(rows), filled(rows)
-    assert lib.tg_cuda_layer_norm(_p(x), _p(w), _p(b), _p(y), _p(mean), _p(rstd), rows, n, 1e-5, None) == 0
+    x = (rng.normal(rows, n) * np.float32(2) + np.float32(3)).astype(np_type)
+    w, b = (rng.normal(n).astype(np_type), rng.normal(n).astype(np_type)) if affine else (None, None)
+    y, mean, rstd = filled(x.shape, np_type), filled(rows), filled(rows)  # statistics: float32 always
+    assert lib.tg_cuda_layer_norm(code, _p(x), _p(w), _p(b), _p(y), _p(mean), _p(rstd), rows, n, 1e-5, None) == 0
     f64 = (lambda a: None if a is None else a.astype(np.float64))
     wy, wm, wr = REF["layer_norm"](f64(x), f64(w), f64(b), 1, 1e-5)
-    ctx = f"layer_norm {shape} affine={affine} {rng}"
+    ctx = f"{dtype} layer_norm {shape} affine={affine} {rng}"
     assert_close(mean, wm.ravel(), np.abs(wm.ravel()) + 1, 1e-5, ctx)
     assert_close(rstd, wr.ravel(), np.abs(wr.ravel()), 1e-4, ctx)
-    assert_close(y, wy, np.abs(wy) + 1 + (0 if b is None else np.abs(b)), 1e-4, ctx)
-    gy = rng.normal(rows, n)
+    assert_close(y, wy, np.abs(wy) + 1 + (0 if b is None else np.abs(f64(b))), max(rtol, 1e-4), ctx)
+    gy = rng.normal(rows, n).astype(np_type)
     want = REF["layer_norm_backward"](f64(x), f64(w), wm, wr, f64(gy), 1)
+    g_mag = np.abs(f64(gy)) * (1 if w is None else np.abs(f64(w)))
     for use_workspace in (False, True):
         need = lib.tg_cuda_layer_norm_backward_workspace(rows, n)
         ws = filled(need) if use_workspace and need else None
-        gx, gw, gb = filled(x.shape), filled(n), filled(n)
-        assert lib.tg_cuda_layer_norm_backward(_p(x), _p(w), _p(mean), _p(rstd), _p(gy), _p(gx), _p(gw), _p(gb), _p(ws),
-                                               rows, n, None) == 0
+        gx, gw, gb = filled(x.shape, np_type), filled(n, np_type), filled(n, np_type)
+        assert lib.tg_cuda_layer_norm_backward(code, _p(x), _p(w), _p(mean), _p(rstd), _p(gy), _p(gx), _p(gw), _p(gb),
+                                               _p(ws), rows, n, None) == 0
         c = f"{ctx} backward workspace={ws is not None}"
-        assert_close(gx, want[0], (np.abs(gy) * (1 if w is None else np.abs(w))).sum(1, keepdims=True) * wr / n
-                     + np.abs(want[0]), 1e-4, c)
-        assert_close(gw, want[1], np.abs(want[1]) + np.abs(gy).sum(0) * 4, 1e-5, c)
-        assert_close(gb, want[2], np.abs(gy).sum(0), 1e-5, c)
+        assert_close(gx, want[0], (g_mag.sum(1, keepdims=True) / n + g_mag) * wr * 4 + np.abs(want[0]),
+                     max(rtol, 1e-4), c)
+        assert_close(gw, want[1], np.abs(want[1]) + np.abs(f64(gy)).sum(0) * 4, rtol, c)
+        assert_close(gb, want[2], np.abs(f64(gy)).sum(0), rtol, c)
 
 
 ACTS = {0: ("sigmoid", ()), 1: ("tanh", ()), 2: ("gelu", ("none",)), 3: ("gelu", ("tanh",)), 4: ("silu", ()),

@@ -1,4 +1,4 @@
-"""float16 softmax / log_softmax and activations of tilegrad._cuda on CuPy arrays, against
+"""float16 softmax / log_softmax, activations and layer norm of tilegrad._cuda on CuPy arrays, against
 float64 references of the same float16 inputs (the kernels compute in float32 and round once).
 Needs a GPU and CuPy; skips cleanly otherwise."""
 import numpy as np
@@ -63,6 +63,28 @@ def test_activation_float16(rng, name, extra, first, n):
     want_g = REF[name + "_backward"](cp.asnumpy(a).astype(np.float64), gy.astype(np.float64), *extra)
     check(gx, want_g, np.abs(want_g) + 0.1 * np.abs(gy.astype(np.float64)) * (1 + np.abs(x64) ** 3),
           f"{name}{extra}_backward n={n} {rng}")
+
+
+@pytest.mark.parametrize("shape,n_dims", [((5, 7), 1), ((3, 1025), 1), ((2, 3, 40), 2), ((4097, 17), 1)])
+def test_layer_norm_float16(rng, shape, n_dims):
+    x = (rng.normal(*shape) * np.float32(2) + np.float32(3)).astype(np.float16)
+    pshape = shape[len(shape) - n_dims:]
+    w, b = rng.normal(*pshape).astype(np.float16), rng.normal(*pshape).astype(np.float16)
+    y, mean, rstd = backend.KERNELS["layer_norm"](cp.asarray(x), cp.asarray(w), cp.asarray(b), n_dims, 1e-5)
+    assert y.dtype == cp.float16 and mean.dtype == cp.float32
+    f64 = (lambda a: a.astype(np.float64))
+    wy, wm, wr = REF["layer_norm"](f64(x), f64(w), f64(b), n_dims, 1e-5)
+    check(y, wy, np.abs(wy) + 1 + np.abs(f64(b)), f"layer_norm {shape} {rng}")
+    gy = rng.normal(*shape).astype(np.float16)
+    gx, gw, gb = backend.KERNELS["layer_norm_backward"](cp.asarray(x), cp.asarray(w), mean, rstd, cp.asarray(gy),
+                                                        n_dims)
+    assert gx.dtype == gw.dtype == gb.dtype == cp.float16
+    want = REF["layer_norm_backward"](f64(x), f64(w), wm, wr, f64(gy), n_dims)
+    lead = tuple(range(len(shape) - n_dims))
+    g_mag = np.abs(f64(gy)) * np.abs(f64(w))
+    check(gx, want[0], 4 * g_mag * wr + np.abs(want[0]) + 1e-3, f"gx {shape} {rng}")
+    check(gw, want[1], np.abs(f64(gy)).sum(lead) * 4 + np.abs(want[1]), f"gw {shape} {rng}")
+    check(gb, want[2], np.abs(f64(gy)).sum(lead) + np.abs(want[2]), f"gb {shape} {rng}")
 
 
 def test_backend_runs_float16_natively(rng):

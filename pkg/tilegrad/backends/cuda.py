@@ -171,7 +171,8 @@ def _stat_shape(x, n_dims):
 
 
 def layer_norm(x, weight, bias, n_dims, eps):
-    if not layer_norm_covered(x, n_dims, weight, bias):
+    """float32 or float16 x, weight, bias (one dtype); mean and rstd are float32 always."""
+    if not layer_norm_covered(x, n_dims, weight, bias, dtypes=(F32, F16)):
         return REF["layer_norm"](x, weight, bias, n_dims, eps)
     cp = _cupy()
     x = _c(x)
@@ -185,14 +186,15 @@ def layer_norm(x, weight, bias, n_dims, eps):
 
 
 def layer_norm_backward(x, weight, mean, rstd, gy, n_dims):
-    if not layer_norm_covered(x, n_dims, weight, None, gy) or mean.dtype != F32 or rstd.dtype != F32 \
+    if not layer_norm_covered(x, n_dims, weight, None, gy, dtypes=(F32, F16)) or mean.dtype != F32 \
+            or rstd.dtype != F32 \
             or mean.shape != _stat_shape(x, n_dims) or rstd.shape != _stat_shape(x, n_dims):
         return REF["layer_norm_backward"](x, weight, mean, rstd, gy, n_dims)
     cp = _cupy()
     x, gy, mean, rstd = _c(x), _c(gy), _c(mean), _c(rstd)
     weight = None if weight is None else _c(weight)
     gx = cp.empty_like(x)
-    gweight = cp.empty(x.shape[x.ndim - n_dims:], F32)
+    gweight = cp.empty(x.shape[x.ndim - n_dims:], x.dtype)
     gbias = cp.empty_like(gweight)
     rows = x.size // gweight.size if gweight.size else 0
     need = _cuda.layer_norm_backward_workspace(rows, gweight.size)

@@ -28,14 +28,15 @@ def softmax_covered(x, dim):
     return x.dtype == F32 and x.ndim >= 1 and isinstance(dim, (int, np.integer)) and -x.ndim <= dim < x.ndim
 
 
-def layer_norm_covered(x, n_dims, weight=None, bias=None, gy=None):
-    """float32 x normalised over its last 1..ndim dims; weight and bias None or float32 of the
-    normalised shape, gy None or float32 of x's shape (no broadcasting)."""
-    if x.dtype != F32 or not isinstance(n_dims, (int, np.integer)) or not 1 <= n_dims <= x.ndim:
+def layer_norm_covered(x, n_dims, weight=None, bias=None, gy=None, dtypes=(F32,)):
+    """x of one of ``dtypes`` (float32 unless given) normalised over its last 1..ndim dims;
+    weight and bias None or of x's dtype and the normalised shape, gy None or of x's dtype and
+    shape (no broadcasting)."""
+    if x.dtype not in dtypes or not isinstance(n_dims, (int, np.integer)) or not 1 <= n_dims <= x.ndim:
         return False
     norm_shape = x.shape[x.ndim - n_dims:]
     for p, shape in ((weight, norm_shape), (bias, norm_shape), (gy, x.shape)):
-        if p is not None and (p.dtype != F32 or p.shape != shape):
+        if p is not None and (p.dtype != x.dtype or p.shape != shape):
             return False
     return True
 
