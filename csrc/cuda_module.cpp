@@ -20,4 +20,5 @@ PYBIND11_MODULE(_cuda, m) {
   tg::cuda_glue::bind_attention(m);
   tg::cuda_glue::bind_loss(m);
   tg::cuda_glue::bind_device(m);
+  tg::cuda_glue::bind_matmul16(m);
 }

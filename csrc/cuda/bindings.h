@@ -15,6 +15,7 @@ void bind_optim(pybind11::module_& m);   // fused optimizer steps
 void bind_attention(pybind11::module_& m);  // scaled dot-product attention
 void bind_loss(pybind11::module_& m);    // fused cross-entropy
 void bind_device(pybind11::module_& m);  // device and build queries
+void bind_matmul16(pybind11::module_& m);  // float16 / bfloat16 tensor-core matmul
 
 }  // namespace cuda_glue
 }  // namespace tg

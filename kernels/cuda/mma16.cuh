@@ -16,8 +16,8 @@
 // [2 (l % 4) + 1][l / 4]). For x2, lanes 0-15 give the addresses (the others' are ignored).
 //
 // Built for the CPU test emulation (TG_CUDA_EMULATION, tests/native/cuda_emu), the conversions
-// are done in software and the mma by gathering the fragments with warp shuffles, following
-// the layout above.
+// are done in software and the mma and ldmatrix by exchanging the warp's registers (addresses)
+// through a per-warp buffer, following the layouts above.
 #pragma once
 
 #include <stdint.h>
@@ -139,17 +139,34 @@ inline float half_of(uint32_t reg, int upper) {
   return to_float<kBf16>(static_cast<uint16_t>(upper ? reg >> 16 : reg & 0xffffu));
 }
 
-// ldmatrix: every lane's row address is shuffled to the lanes that read from it.
+// Every lane's kN values of type T, exchanged through one per-warp buffer between two barriers
+// over the warp (one block runs at a time), instead of one shuffle per value: the emulated
+// mma would otherwise cost 64 shuffles.
+template <typename T, int kN>
+inline void warp_exchange(const T (&mine)[kN], T (&all)[32][kN]) {
+  static T slots[32][32][kN];  // [warp][lane]
+  const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
+  emu::Warp& w = emu::t_block->warps[warp];
+  std::memcpy(slots[warp][lane], mine, sizeof(mine));
+  w.bar.arrive_and_wait();
+  std::memcpy(all, slots[warp], sizeof(all));
+  w.bar.arrive_and_wait();
+}
+
+// ldmatrix: every lane reads its elements from the row addresses of the lanes named above.
 template <int kMatrices, bool kTrans>
 inline void ldmatrix_emulated(uint32_t* r, const uint16_t* row) {
   const int lane = static_cast<int>(threadIdx.x % 32);
+  const uint16_t* mine[1] = {row};
+  const uint16_t* rows[32][1];
+  warp_exchange(mine, rows);
   for (int j = 0; j < kMatrices; ++j) {
     if (!kTrans) {
-      const uint16_t* p = __shfl_sync(~0u, row, 8 * j + lane / 4);
+      const uint16_t* p = rows[8 * j + lane / 4][0];
       r[j] = static_cast<uint32_t>(p[2 * (lane % 4)]) | (static_cast<uint32_t>(p[2 * (lane % 4) + 1]) << 16);
     } else {
-      const uint16_t* p0 = __shfl_sync(~0u, row, 8 * j + 2 * (lane % 4));
-      const uint16_t* p1 = __shfl_sync(~0u, row, 8 * j + 2 * (lane % 4) + 1);
+      const uint16_t* p0 = rows[8 * j + 2 * (lane % 4)][0];
+      const uint16_t* p1 = rows[8 * j + 2 * (lane % 4) + 1][0];
       r[j] = static_cast<uint32_t>(p0[lane / 4]) | (static_cast<uint32_t>(p1[lane / 4]) << 16);
     }
   }
@@ -163,13 +180,16 @@ inline void ldmatrix_x2_trans(uint32_t (&r)[2], const uint16_t* row) { ldmatrix_
 template <int kBf16>
 inline void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   const int lane = static_cast<int>(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+  const uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
+  uint32_t all[32][6];
+  warp_exchange(mine, all);
   for (int k = 0; k < 16; ++k) {
     const int hi = k >= 8, pair = (k % 8) / 2, upper = k % 2;
     // A[g][k] and A[g+8][k] sit in lane 4 g + pair; B[k][n] in lane 4 n + pair.
-    const float a_lo = half_of<kBf16>(__shfl_sync(~0u, a[hi ? 2 : 0], 4 * g + pair), upper);
-    const float a_hi = half_of<kBf16>(__shfl_sync(~0u, a[hi ? 3 : 1], 4 * g + pair), upper);
-    const float b0 = half_of<kBf16>(__shfl_sync(~0u, b[hi], 4 * (2 * t) + pair), upper);
-    const float b1 = half_of<kBf16>(__shfl_sync(~0u, b[hi], 4 * (2 * t + 1) + pair), upper);
+    const float a_lo = half_of<kBf16>(all[4 * g + pair][hi ? 2 : 0], upper);
+    const float a_hi = half_of<kBf16>(all[4 * g + pair][hi ? 3 : 1], upper);
+    const float b0 = half_of<kBf16>(all[4 * (2 * t) + pair][4 + hi], upper);
+    const float b1 = half_of<kBf16>(all[4 * (2 * t + 1) + pair][4 + hi], upper);
     d[0] += a_lo * b0;
     d[1] += a_lo * b1;
     d[2] += a_hi * b0;

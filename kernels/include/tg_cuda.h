@@ -30,6 +30,26 @@ int tg_cuda_matmul_v2(const float* a, const float* b, float* out, int64_t batch,
 int tg_cuda_matmul_tf32(const float* a, const float* b, float* out, int64_t batch, int64_t m,
                         int64_t n, int64_t k, void* stream);
 
+// float16 / bfloat16 matmul on the tensor cores (matmul_f16.cu, sm_80+): for each of `batch`
+// products, out = act(op(a) @ op(b) + bias) with float32 accumulation, stored in the input type
+// (round to nearest even). a is (M, K), or (K, M) when trans_a (op = transpose); b is (K, N), or
+// (N, K) when trans_b; out (M, N); batched arrays are (batch, ...) of those, C-contiguous. All
+// arrays are raw 16-bit values of `dtype` (TG_DTYPE_F16 or TG_DTYPE_BF16, declared below), bias
+// included: null or N elements. activation: TG_EPILOGUE_*. K == 0 writes act(bias) (zeros
+// without bias). Fast path: K and the row length of each stored operand multiples of 8, a and b
+// 16-byte aligned; other sizes and alignments take a slower path. out overlaps no input.
+typedef struct {
+  int64_t batch, m, n, k;
+  int dtype;
+  int trans_a, trans_b;
+  int activation;
+  const void* a;
+  const void* b;
+  const void* bias;
+  void* out;
+} TgMatmul16;
+int tg_cuda_matmul_f16(const TgMatmul16* args, void* stream);
+
 // Softmax along one dim of a C-contiguous array seen as (outer, n, inner), n the
 // reduced dim's size; log != 0 gives log_softmax. out may be x exactly. dtype: TG_DTYPE_F32 or
 // TG_DTYPE_F16 (every array of that type; float16 is computed in float32 and rounded once).
