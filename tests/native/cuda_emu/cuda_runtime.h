@@ -1,10 +1,11 @@
 // A CPU stand-in for <cuda_runtime.h>, enough to run tilegrad's CUDA kernels on the host for
 // testing their indexing, shared-memory use and synchronisation where no GPU exists. Every
-// CUDA thread of a block is a std::thread; blocks run one after another; __syncthreads is a
-// std::barrier over the block, a warp shuffle an exchange through a per-warp slot array
-// between two barriers over the warp. __shared__ variables become statics (one block runs at
-// a time), dynamic shared memory an exactly sized heap buffer per block (so AddressSanitizer
-// sees overruns). Kernel launches (<<<...>>>) are rewritten into emu::launch by emulate.py.
+// CUDA thread of a block is a std::thread; blocks run one after another (x fastest, then y,
+// then z); __syncthreads is a std::barrier over the block, a warp shuffle an exchange through
+// a per-warp slot array between two barriers over the warp. __shared__ variables become
+// statics (one block runs at a time), dynamic shared memory an exactly sized heap buffer per
+// block (so AddressSanitizer sees overruns). Kernel launches (<<<...>>>) are rewritten into
+// emu::launch by emulate.py.
 #pragma once
 
 #include <math.h>
@@ -78,16 +79,18 @@ void launch(F body, dim3 grid, dim3 block, size_t smem = 0, cudaStream_t = nullp
   g_grid = grid;
   g_block = block;
   const int threads = static_cast<int>(block.x * block.y * block.z);
-  for (unsigned b = 0; b < grid.x; ++b) {
+  const unsigned blocks = grid.x * grid.y * grid.z;
+  for (unsigned b = 0; b < blocks; ++b) {
+    const dim3 bidx(b % grid.x, b / grid.x % grid.y, b / grid.x / grid.y);
     Block blk(threads);
     std::unique_ptr<char[]> dyn(smem ? new char[smem] : nullptr);
     if (smem) std::memset(dyn.get(), 0xff, smem);  // NaN-filled: reads before writes show up
     g_dyn_smem = dyn.get();
     std::vector<std::thread> ts;
     for (int t = 0; t < threads; ++t) {
-      ts.emplace_back([&, t, b] {
+      ts.emplace_back([&, t, bidx] {
         t_thread = dim3(static_cast<unsigned>(t));
-        t_blockidx = dim3(b);
+        t_blockidx = bidx;
         t_block = &blk;
         body();
         // An exited thread no longer holds up its block's or warp's barriers.
