@@ -99,7 +99,8 @@ extern "C" int tg_cuda_matmul_v2(const float* a, const float* b, const float* bi
   return gemm::launch_chunks(a, b, bias, out, batch, m, n, k, trans_a, trans_b, act, kBm, kBn,
                              [&](dim3 grid, const gemm::Args& args) {
                                gemm::dispatch_trans(trans_a, trans_b, [&](auto ta, auto tb) {
-                                 matmul_tiled_v2<decltype(ta)::value, decltype(tb)::value><<<grid, kThreads, 0, s>>>(args);
+                                 constexpr bool kTa = decltype(ta)::value, kTb = decltype(tb)::value;
+                                 matmul_tiled_v2<kTa, kTb><<<grid, kThreads, 0, s>>>(args);
                                });
                              });
 }

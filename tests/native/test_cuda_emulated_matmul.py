@@ -162,3 +162,142 @@ def test_bias_act(lib, rng, shape, with_bias, act):
     assert lib.tg_cuda_bias_act(_ptr(y), _ptr(bias), outer, channels, inner, ACT[act], None) == 0
     np.testing.assert_allclose(y, want, rtol=0, atol=0, err_msg=str(rng))  # one float32 add: exact
     assert lib.tg_cuda_bias_act(_ptr(y), _ptr(bias), outer, channels, inner, 7, None) != 0
+
+
+# ---- the CUDA backend's matmul / linear / bias_act, with NumPy as CuPy and the emulated kernels ----
+
+class FakeCuda:
+    """tilegrad._cuda's matmul and bias_act on NumPy arrays through the emulated kernels (what the
+    bindings would insist on is asserted, not checked with messages)."""
+
+    def __init__(self, lib):
+        self.lib = lib
+        self.calls = []
+
+    def matmul(self, a, b, out, stream=0, *, version=0, trans_a=False, trans_b=False, bias=None,
+               activation="none"):
+        for x in (a, b, out, bias):
+            assert x is None or (x.flags.c_contiguous and x.dtype == np.float32)
+        self.calls.append(("matmul", version, trans_a, trans_b, bias is not None, activation))
+        got = run_matmul(self.lib, version or 1, a, b, trans_a, trans_b, bias, activation)
+        assert got.shape == out.shape
+        out[...] = got
+
+    def bias_act(self, y, bias, dim, activation, stream=0):
+        assert y.flags.c_contiguous and y.dtype == np.float32 and (bias is None or bias.shape == (y.shape[dim],))
+        self.calls.append(("bias_act", dim, activation))
+        dim %= y.ndim
+        outer, inner = math.prod(y.shape[:dim]), math.prod(y.shape[dim + 1:])
+        assert self.lib.tg_cuda_bias_act(_ptr(y), _ptr(bias), outer, y.shape[dim], inner, ACT[activation], None) == 0
+
+
+@pytest.fixture
+def backend(lib, monkeypatch):
+    from tilegrad.backends import cuda
+    fake = FakeCuda(lib)
+    monkeypatch.setattr(cuda, "_cuda", fake)
+    monkeypatch.setattr(cuda, "_cupy", lambda: np)
+    monkeypatch.setattr(cuda, "_stream", lambda: 0)
+    return cuda, fake
+
+
+def assert_matmul_close(got, want64, a64, b64, version, rng, what):
+    tol = tolerance(version, a64, b64, a64.shape[-1])
+    bad = np.argwhere(~(np.abs(got - want64) <= tol))
+    assert bad.size == 0, f"{what}: {len(bad)} bad, first {tuple(bad[0])}; {rng}"
+
+
+def test_backend_matmul_reads_transposed_views_in_place(backend, rng):
+    cuda, fake = backend
+    a, b = rng.normal(19, 7), rng.normal(13, 19)
+    for x, y, flags in ((a.T, b.T, (True, True)), (a.T, rng.normal(19, 5), (True, False)),
+                        (rng.normal(7, 19), b.T, (False, True))):
+        fake.calls.clear()
+        got = cuda.matmul(x, y)
+        assert fake.calls == [("matmul", 0, *flags, False, "none")]
+        x64, y64 = x.astype(np.float64), y.astype(np.float64)
+        assert_matmul_close(got, x64 @ y64, x64, y64, 1, rng, f"matmul {x.shape} @ {y.shape} {flags}")
+    # batched: the last-two-dims swap of a contiguous array
+    p, q = rng.normal(3, 9, 5), rng.normal(3, 4, 9)
+    fake.calls.clear()
+    got = cuda.matmul(p.swapaxes(1, 2), q.swapaxes(1, 2))
+    assert fake.calls == [("matmul", 0, True, True, False, "none")]
+    p64, q64 = p.swapaxes(1, 2).astype(np.float64), q.swapaxes(1, 2).astype(np.float64)
+    assert_matmul_close(got, p64 @ q64, p64, q64, 1, rng, "batched transposed")
+
+
+def test_backend_matmul_falls_back(backend, rng):
+    cuda, fake = backend
+    a = rng.normal(6, 8)
+    for x, y in ((a[:, ::2], rng.normal(4, 3)), (a.astype(np.float64), rng.normal(8, 2).astype(np.float64)),
+                 (rng.normal(2, 3, 4), rng.normal(1, 4, 5))):
+        fake.calls.clear()
+        got = cuda.matmul(x, y)
+        assert fake.calls == []
+        np.testing.assert_allclose(got, np.matmul(x.astype(np.float64), y), rtol=1e-5, atol=1e-5, err_msg=str(rng))
+
+
+@pytest.mark.parametrize("tf32", [False, True], ids=["highest", "tf32"])
+def test_backend_precision_picks_the_version(backend, rng, tf32):
+    from tilegrad.backends import precision
+    cuda, fake = backend
+    old = precision.get_float32_matmul_precision()
+    precision.set_float32_matmul_precision("high" if tf32 else "highest")
+    try:
+        a, b = rng.normal(5, 20), rng.normal(20, 6)
+        got = cuda.matmul(a, b)
+        cuda.linear(a, b.T.copy(), None, "none")
+    finally:
+        precision.set_float32_matmul_precision(old)
+    assert [c[1] for c in fake.calls] == [3 if tf32 else 0] * 2
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    assert_matmul_close(got, a64 @ b64, a64, b64, 3 if tf32 else 1, rng, "precision")
+
+
+@pytest.mark.parametrize("x_shape", [(7, 12), (2, 3, 12), (12,), (0, 12)])
+@pytest.mark.parametrize("with_bias,act", [(True, "relu"), (False, "none"), (True, "none")])
+def test_backend_linear_is_one_kernel(backend, rng, x_shape, with_bias, act):
+    cuda, fake = backend
+    x, w = rng.normal(*x_shape), rng.normal(9, 12)
+    b = rng.normal(9) if with_bias else None
+    got = cuda.linear(x, w, b, act)
+    assert got.shape == x_shape[:-1] + (9,)
+    if got.size:
+        assert fake.calls == [("matmul", 0, False, True, with_bias, act)]
+    want = x.astype(np.float64) @ w.T.astype(np.float64) + (0 if b is None else b)
+    want = np.maximum(want, 0) if act == "relu" else want
+    x64 = x.reshape(-1, 12).astype(np.float64)
+    assert_matmul_close(got.reshape(-1, 9), want.reshape(-1, 9), x64, w.T.astype(np.float64), 1, rng, "linear")
+
+
+def test_backend_linear_transposed_x_and_fallbacks(backend, rng):
+    cuda, fake = backend
+    x, w, b = rng.normal(12, 7).T, rng.normal(9, 12), rng.normal(9)
+    got = cuda.linear(x, w, b, "relu")
+    assert fake.calls == [("matmul", 0, True, True, True, "relu")]
+    x64, wt64 = x.astype(np.float64), w.T.astype(np.float64)
+    assert_matmul_close(got, np.maximum(x64 @ wt64 + b, 0), x64, wt64, 1, rng, "linear x.T")
+    # float64, a weight with odd strides, a float64 bias: the reference
+    fake.calls.clear()
+    odd_w = rng.normal(9, 24)[:, ::2]
+    for args in ((x.astype(np.float64), w.astype(np.float64), None), (x, odd_w, b), (x, w, b.astype(np.float64))):
+        got = cuda.linear(*args, "relu")
+        x64, w64 = args[0].astype(np.float64), args[1].astype(np.float64)
+        want = np.maximum(x64 @ w64.T + (0 if args[2] is None else args[2]), 0)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=str(rng))
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("shape,dim", [((2, 5, 3, 4), 1), ((6, 7), -1), ((4,), 0), ((3, 0, 2), 1)])
+@pytest.mark.parametrize("with_bias,act", [(True, "relu"), (False, "relu"), (True, "none")])
+def test_backend_bias_act_in_place(backend, rng, shape, dim, with_bias, act):
+    cuda, fake = backend
+    y = rng.normal(*shape)
+    b = rng.normal(shape[dim]) if with_bias else None
+    shape_b = [1] * len(shape)
+    shape_b[dim] = shape[dim]
+    want = y + (0 if b is None else b.reshape(shape_b))
+    want = np.maximum(want, 0) if act == "relu" else want
+    got = cuda.bias_act(y, b, dim, act)
+    assert got is y and fake.calls == [("bias_act", dim, act)]
+    np.testing.assert_array_equal(got, want.astype(np.float32), err_msg=str(rng))
