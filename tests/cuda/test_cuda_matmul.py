@@ -16,12 +16,13 @@ def _backend():
     return cuda, reference
 
 
-def _close(got, want, a, b, tf32, seed, what):
+def _close(got, want, a, b, tf32, seed, what, bias=None):
     import cupy as cp
     got, want = cp.asnumpy(got).astype(np.float64), cp.asnumpy(want).astype(np.float64)
     a64, b64 = cp.asnumpy(a).astype(np.float64), cp.asnumpy(b).astype(np.float64)
     rel = 1e-5 * max(1.0, math.sqrt(a64.shape[-1])) + (2e-3 if tf32 else 0.0)
-    tol = rel * (np.abs(a64) @ np.abs(b64)) + 1e-6
+    bias64 = 0.0 if bias is None else np.abs(cp.asnumpy(bias).astype(np.float64))  # the bias add rounds too
+    tol = rel * (np.abs(a64) @ np.abs(b64) + bias64) + 1e-6
     bad = np.argwhere(~(np.abs(got - want) <= tol))
     assert bad.size == 0, f"{what}: {len(bad)} bad, first {tuple(bad[0])}; seed={seed}"
 
@@ -58,7 +59,7 @@ def test_backend_linear(seed, x_shape, with_bias, act):
     got = cuda.linear(x, w, b, act)
     assert got.shape == x_shape[:-1] + (65,)
     _close(got.reshape(-1, 65), reference.linear(x, w, b, act).reshape(-1, 65), x.reshape(-1, 70), w.T, False,
-           seed, f"linear {x_shape}")
+           seed, f"linear {x_shape}", b)
 
 
 @pytest.mark.parametrize("shape,dim", [((4, 6, 5, 7), 1), ((33, 65), -1), ((0, 3), 1)])

@@ -38,7 +38,7 @@ def reaches_launch(fn, call):
 GOOD_LAYOUTS = [  # (a, b, out, trans_a, trans_b)
     ((4, 3), (4, 5), (3, 5), True, False), ((3, 4), (5, 4), (3, 5), False, True),
     ((4, 3), (5, 4), (3, 5), True, True), ((2, 4, 3), (2, 5, 4), (2, 3, 5), True, True),
-    ((2, 3, 4), (2, 4, 5), (2, 3, 5), False, False), ((3, 0), (5, 0), (0, 5), True, True),
+    ((2, 3, 4), (2, 4, 5), (2, 3, 5), False, False), ((3, 0), (5, 3), (0, 5), True, True),
 ]
 
 

@@ -67,11 +67,12 @@ def run_matmul(lib, version, a, b, trans_a, trans_b, bias=None, act="none", fill
     return out
 
 
-def tolerance(version, a64, b64, k):
+def tolerance(version, a64, b64, k, bias=None):
     """|error| bound per element: float32 summation, plus TF32's input rounding for v3 (each input
-    to a 10-bit mantissa: 2^-11 relative each, so products keep about 2^-10)."""
+    to a 10-bit mantissa: 2^-11 relative each, so products keep about 2^-10), relative to the
+    sum of the magnitudes (|a| @ |b| + |bias|: the bias add rounds too)."""
     rel = 1e-5 * max(1.0, math.sqrt(k)) + (2e-3 if version == 3 else 0.0)
-    return rel * (np.abs(a64) @ np.abs(b64)) + 1e-30
+    return rel * (np.abs(a64) @ np.abs(b64) + (0.0 if bias is None else np.abs(bias.astype(np.float64)))) + 1e-30
 
 
 def check(lib, rng, version, batch, m, n, k, trans_a, trans_b, with_bias, act):
@@ -86,7 +87,7 @@ def check(lib, rng, version, batch, m, n, k, trans_a, trans_b, with_bias, act):
     if act == "relu":
         want = np.maximum(want, 0.0)
     # relu is 1-Lipschitz, so the product's error bound holds after it.
-    bad = np.argwhere(~(np.abs(got - want) <= tolerance(version, a64, b64, k)))
+    bad = np.argwhere(~(np.abs(got - want) <= tolerance(version, a64, b64, k, bias)))
     assert bad.size == 0, (f"v{version} batch={batch} {m}x{k}x{n} trans_a={trans_a} trans_b={trans_b} "
                            f"bias={with_bias} {act}: {len(bad)} bad, first {tuple(bad[0])}; {rng}")
 
@@ -201,8 +202,8 @@ def backend(lib, monkeypatch):
     return cuda, fake
 
 
-def assert_matmul_close(got, want64, a64, b64, version, rng, what):
-    tol = tolerance(version, a64, b64, a64.shape[-1])
+def assert_matmul_close(got, want64, a64, b64, version, rng, what, bias=None):
+    tol = tolerance(version, a64, b64, a64.shape[-1], bias)
     bad = np.argwhere(~(np.abs(got - want64) <= tol))
     assert bad.size == 0, f"{what}: {len(bad)} bad, first {tuple(bad[0])}; {rng}"
 
@@ -267,7 +268,7 @@ def test_backend_linear_is_one_kernel(backend, rng, x_shape, with_bias, act):
     want = x.astype(np.float64) @ w.T.astype(np.float64) + (0 if b is None else b)
     want = np.maximum(want, 0) if act == "relu" else want
     x64 = x.reshape(-1, 12).astype(np.float64)
-    assert_matmul_close(got.reshape(-1, 9), want.reshape(-1, 9), x64, w.T.astype(np.float64), 1, rng, "linear")
+    assert_matmul_close(got.reshape(-1, 9), want.reshape(-1, 9), x64, w.T.astype(np.float64), 1, rng, "linear", b)
 
 
 def test_backend_linear_transposed_x_and_fallbacks(backend, rng):
@@ -276,7 +277,7 @@ def test_backend_linear_transposed_x_and_fallbacks(backend, rng):
     got = cuda.linear(x, w, b, "relu")
     assert fake.calls == [("matmul", 0, True, True, True, "relu")]
     x64, wt64 = x.astype(np.float64), w.T.astype(np.float64)
-    assert_matmul_close(got, np.maximum(x64 @ wt64 + b, 0), x64, wt64, 1, rng, "linear x.T")
+    assert_matmul_close(got, np.maximum(x64 @ wt64 + b, 0), x64, wt64, 1, rng, "linear x.T", b)
     # float64, a weight with odd strides, a float64 bias: the reference
     fake.calls.clear()
     odd_w = rng.normal(9, 24)[:, ::2]

@@ -44,7 +44,8 @@ def check(rng, stream, version, a, b, trans_a, trans_b, bias=None, act="none"):
     if act == "relu":
         want = np.maximum(want, 0.0)
     rel = 1e-5 * max(1.0, math.sqrt(a.shape[-1])) + (2e-3 if version == 3 else 0.0)  # TF32: 10-bit inputs
-    tol = rel * (np.abs(a64) @ np.abs(b64)) + 1e-30
+    # relative to |a| @ |b| + |bias|: the bias add rounds too
+    tol = rel * (np.abs(a64) @ np.abs(b64) + (0.0 if bias is None else np.abs(bias.astype(np.float64)))) + 1e-30
     bad = np.argwhere(~(np.abs(got - want) <= tol))
     assert bad.size == 0, (f"v{version} {a.shape} @ {b.shape} trans {trans_a, trans_b} bias={bias is not None} "
                            f"{act}: {len(bad)} bad, first {tuple(bad[0])}; {rng}")
