@@ -13,6 +13,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.doc() = "tilegrad CUDA kernels. Arrays are objects with __cuda_array_interface__; "
             "launches are queued on `stream` and not synchronised.";
   tg::cuda_glue::bind_core(m);
+  tg::cuda_glue::bind_matmul(m);
   tg::cuda_glue::bind_nn(m);
   tg::cuda_glue::bind_conv(m);
   tg::cuda_glue::bind_pool(m);

@@ -7,7 +7,8 @@
 namespace tg {
 namespace cuda_glue {
 
-void bind_core(pybind11::module_& m);    // relu, matmul
+void bind_core(pybind11::module_& m);    // relu
+void bind_matmul(pybind11::module_& m);  // float32 matmul (transposes, bias + activation), bias_act
 void bind_nn(pybind11::module_& m);      // softmax, activations, layer norm
 void bind_conv(pybind11::module_& m);    // conv2d and its backwards
 void bind_pool(pybind11::module_& m);    // max / avg 2-D pooling

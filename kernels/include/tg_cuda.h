@@ -19,16 +19,26 @@ int tg_cuda_relu_backward(const float* x, const float* gy, float* out, int64_t n
 // Fused epilogues of the GEMM kernels (epilogue.cuh): out = act(acc + bias).
 enum { TG_EPILOGUE_NONE = 0, TG_EPILOGUE_RELU = 1 };
 
-// out[b] = a[b] @ b[b] for b < batch; a (M, K), b (K, N), out (M, N). K == 0 writes zeros.
-int tg_cuda_matmul(const float* a, const float* b, float* out, int64_t batch, int64_t m,
-                   int64_t n, int64_t k, void* stream);
+// out[i] = act(A[i] @ B[i] + bias) for i < batch, out (M, N). A (M, K) is a, or the transpose of
+// a stored (K, M) when trans_a; B (K, N) is b, or the transpose of b stored (N, K) when trans_b
+// (transposed views are read in place, no copy); each array C-contiguous, batch entries one after
+// another. bias: null or N floats, one per output column; act: TG_EPILOGUE_NONE or _RELU (anything
+// else returns cudaErrorInvalidValue). K == 0 writes act(bias) (zeros without a bias). out
+// overlaps neither input nor bias.
+int tg_cuda_matmul(const float* a, const float* b, const float* bias, float* out, int64_t batch, int64_t m,
+                   int64_t n, int64_t k, int trans_a, int trans_b, int act, void* stream);
 // The same product by v2 (128 x 128 blocks, 8 x 8 register tiles; matmul_v2.cu).
-int tg_cuda_matmul_v2(const float* a, const float* b, float* out, int64_t batch, int64_t m,
-                      int64_t n, int64_t k, void* stream);
+int tg_cuda_matmul_v2(const float* a, const float* b, const float* bias, float* out, int64_t batch, int64_t m,
+                      int64_t n, int64_t k, int trans_a, int trans_b, int act, void* stream);
 // v3, opt-in only: TF32 tensor cores (inputs rounded to a 10-bit mantissa, float32
 // accumulation; about 1e-3 relative to |a| @ |b|). matmul_tf32.cu; sm_80+.
-int tg_cuda_matmul_tf32(const float* a, const float* b, float* out, int64_t batch, int64_t m,
-                        int64_t n, int64_t k, void* stream);
+int tg_cuda_matmul_tf32(const float* a, const float* b, const float* bias, float* out, int64_t batch, int64_t m,
+                        int64_t n, int64_t k, int trans_a, int trans_b, int act, void* stream);
+// In place on y seen as (outer, channels, inner): y = act(y + bias[channel]) (bias_act.cu), the
+// epilogue of a product that did not fuse it (conv: channels = C of NCHW, inner = H * W). bias:
+// null or `channels` floats, not overlapping y; act as for tg_cuda_matmul.
+int tg_cuda_bias_act(float* y, const float* bias, int64_t outer, int64_t channels, int64_t inner, int act,
+                     void* stream);
 
 // float16 / bfloat16 matmul on the tensor cores (matmul_f16.cu, sm_80+): for each of `batch`
 // products, out = act(op(a) @ op(b) + bias) with float32 accumulation, stored in the input type

@@ -2,23 +2,26 @@
 ``tilegrad._cuda`` kernels run where they exist and apply; elsewhere the reference kernels run
 on CuPy. Kernels are launched on CuPy's current stream and never synchronise.
 
-The native kernels take float32 arrays (made C-contiguous here) and a preallocated output;
-other dtypes and arguments the kernels do not cover go to the reference kernels.
+The native kernels take float32 arrays (made C-contiguous here, or read transposed in place by
+the GEMMs) and a preallocated output; matmul / linear, softmax, layer norm, the activations and
+attention take float16 too. Other dtypes and arguments the kernels do not cover go to the
+reference kernels.
 """
 
 import math
 
 import numpy as np
 
-from . import reference
+from . import precision, reference
 from .native import (F32, I64, conv_geometry, divisor_override_covered, elementwise_covered, layer_norm_covered,
-                     matmul_covered, pool_geometry)
+                     pool_geometry)
 
 try:
     from tilegrad import _cuda
 except ImportError:  # built without a CUDA compiler: reference kernels on CuPy
     _cuda = None
 
+F16 = np.dtype(np.float16)
 KERNELS = dict(reference.KERNELS)
 REF = reference.KERNELS  # the reference kernels by name (the nn ones are not module attributes)
 
@@ -56,18 +59,62 @@ def relu_backward(x, gy):
     return out
 
 
+# ---- matmul, linear and their epilogue (kernels/cuda/matmul*.cu, bias_act.cu) --------------
+def _matmul_version():
+    """The TF32 tensor-core kernel (3) when set_float32_matmul_precision allows it, else the
+    exact float32 default (0)."""
+    return 3 if precision.allow_tf32() else 0
+
+
+def _gemm_operand(x):
+    """(array, transposed): x itself when C-contiguous, or the C-contiguous array that x is a
+    transposed view of (a weight's .T, swapaxes(-1, -2) in backward), which the kernels read in
+    place; (None, False) for other strides."""
+    if x.flags.c_contiguous:
+        return x, False
+    swapped = x.swapaxes(-1, -2)
+    if swapped.flags.c_contiguous:
+        return swapped, True
+    return None, False
+
+
+def _gemm_dtype(*arrays):
+    """float32 or float16 when every array (None skipped) has that one dtype, else None: the GEMM
+    kernels' types (float16 on the tensor cores, float32 accumulation)."""
+    dtype = arrays[0].dtype
+    ok = dtype in (F32, F16) and all(a is None or a.dtype == dtype for a in arrays)
+    return dtype if ok else None
+
+
+def _gemm(a2, b2, out, trans_a, trans_b, bias=None, activation="none"):
+    """out = act(op(a2) @ op(b2) + bias) by the float32 kernels or the float16 tensor-core one."""
+    if out.dtype == F16:
+        _cuda.matmul_half(a2, b2, out, stream=_stream(), trans_a=trans_a, trans_b=trans_b, bias=bias,
+                          activation=activation)
+    else:
+        _cuda.matmul(a2, b2, out, stream=_stream(), version=_matmul_version(), trans_a=trans_a, trans_b=trans_b,
+                     bias=bias, activation=activation)
+
+
 def matmul(a, b):
-    if not matmul_covered(a, b):
+    """2-D and equal-batch 3-D float32 or float16 products run natively, and so does a
+    C-contiguous (..., M, K) @ (K, N) (a Linear layer on a batch of sequences) as one 2-D product;
+    transposed operands are read in place. Other batches, vectors, dtypes and strides use the
+    reference."""
+    dtype = _gemm_dtype(a, b)
+    if a.ndim > 2 and b.ndim == 2 and dtype is not None and a.flags.c_contiguous:
+        return matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
+    if dtype is None or not (a.ndim == b.ndim and a.ndim in (2, 3) and (a.ndim == 2 or a.shape[0] == b.shape[0])):
         return reference.matmul(a, b)
-    cp = _cupy()
-    a, b = _c(a), _c(b)
-    out = cp.empty(a.shape[:-1] + b.shape[-1:], dtype=F32)
-    _cuda.matmul(a, b, out, stream=_stream())
+    (a2, trans_a), (b2, trans_b) = _gemm_operand(a), _gemm_operand(b)
+    if a2 is None or b2 is None:
+        return reference.matmul(a, b)
+    out = _cupy().empty(a.shape[:-1] + b.shape[-1:], dtype=dtype)
+    _gemm(a2, b2, out, trans_a, trans_b)
     return out
 
 
 # ---- softmax / log_softmax and the activations: float32 or float16 --------------------------
-F16 = np.dtype(np.float16)
 
 
 def _float_covered(*arrays):
@@ -81,6 +128,34 @@ def _dim_ok(x, dim):
     return x.ndim >= 1 and isinstance(dim, (int, np.integer)) and -x.ndim <= dim < x.ndim
 
 
+def linear(x, w, b, activation="none"):
+    """activation(x @ w^T + b) as one kernel (float32, or float16 on the tensor cores): w (N, K)
+    read in place (trans_b), the bias and activation applied as the output is stored. Other
+    dtypes, strides and activations use the reference."""
+    dtype = _gemm_dtype(x, w, b)
+    if dtype is None or w.ndim != 2 or x.ndim < 1 or activation not in ("none", "relu") \
+            or (b is not None and b.ndim != 1):
+        return reference.linear(x, w, b, activation)
+    rows = math.prod(x.shape[:-1])
+    x2, trans_a = _gemm_operand(x.reshape(rows, x.shape[-1]))
+    w2, trans_b = _gemm_operand(w.T)
+    if x2 is None or w2 is None:
+        return reference.linear(x, w, b, activation)
+    out = _cupy().empty((rows, w.shape[0]), dtype=dtype)
+    _gemm(x2, w2, out, trans_a, trans_b, None if b is None else _c(b), activation)
+    return out.reshape(x.shape[:-1] + (w.shape[0],))
+
+
+def bias_act(y, b, dim, activation):
+    """In place on y (the op's fresh output) for C-contiguous float32; the reference otherwise."""
+    if y.dtype != F32 or (b is not None and b.dtype != F32) or not y.flags.c_contiguous or y.ndim == 0 \
+            or activation not in ("none", "relu") or not isinstance(dim, (int, np.integer)):
+        return reference.bias_act(y, b, dim, activation)
+    _cuda.bias_act(y, None if b is None else _c(b), int(dim), activation, stream=_stream())
+    return y
+
+
+# ---- softmax / log_softmax: any dim (the kernels take (outer, n, inner) layouts) ----------
 def _softmax(native, ref):
     def kernel(x, dim):
         if not (_float_covered(x) and _dim_ok(x, dim)):
@@ -438,7 +513,7 @@ def cross_entropy_backward(logits, lse, target, weight, ignore_index, label_smoo
 
 if _cuda is not None:
     KERNELS.update(
-        relu=relu, relu_backward=relu_backward, matmul=matmul,
+        relu=relu, relu_backward=relu_backward, matmul=matmul, linear=linear, bias_act=bias_act,
         softmax=_softmax(_cuda.softmax, REF["softmax"]),
         log_softmax=_softmax(_cuda.log_softmax, REF["log_softmax"]),
         softmax_backward=_softmax_backward(_cuda.softmax_backward, REF["softmax_backward"]),
