@@ -213,3 +213,59 @@ def test_no_data_races(tmp_path):
     report = run.stdout + run.stderr
     assert "ThreadSanitizer" not in report, report[-4000:]
     assert run.returncode == 0 and "race driver done, error 0" in report, report[-4000:]
+
+
+# ---- the CUDA backend's float16 matmul / linear, with NumPy as CuPy and the emulated kernel ----
+
+class FakeCudaHalf:
+    """tilegrad._cuda.matmul_half on NumPy float16 arrays through the emulated kernel."""
+
+    def __init__(self, lib):
+        self.lib = lib
+        self.calls = []
+
+    def matmul_half(self, a, b, out, stream=0, *, trans_a=False, trans_b=False, bias=None, activation="none",
+                    bfloat16=False):
+        for x in (a, b, out, bias):
+            assert x is None or (x.flags.c_contiguous and x.dtype == np.float16)
+        self.calls.append(("matmul_half", trans_a, trans_b, bias is not None, activation))
+        bits = None if bias is None else bias.view(np.uint16)
+        got = matmul16(self.lib, a.view(np.uint16), b.view(np.uint16), bits, bf16=False, trans_a=trans_a,
+                       trans_b=trans_b, act=RELU if activation == "relu" else NONE)
+        out[...] = got.reshape(out.shape)
+
+
+@pytest.fixture
+def backend(lib, monkeypatch):
+    from tilegrad.backends import cuda
+    fake = FakeCudaHalf(lib)
+    monkeypatch.setattr(cuda, "_cuda", fake)
+    monkeypatch.setattr(cuda, "_cupy", lambda: np)
+    monkeypatch.setattr(cuda, "_stream", lambda: 0)
+    return cuda, fake
+
+
+def close_to(got, a, b, bias, relu, rng, what):
+    want, scale = reference(a.astype(np.float64), b.astype(np.float64), None if bias is None else bias.astype(np.float64),
+                            RELU if relu else NONE, False, False)
+    tol = 2.0 ** -11 * np.abs(want) + (a.shape[-1] + 1) * 2.0 ** -23 * scale + 1e-6
+    assert got.dtype == np.float16 and got.shape == want.shape, what
+    assert (np.abs(got.astype(np.float64) - want) <= tol).all(), f"{what} {rng}"
+
+
+def test_backend_float16_matmul_and_linear_run_the_tensor_core_kernel(backend, rng):
+    cuda, fake = backend
+    a, b = rng.normal(19, 24).astype(np.float16), rng.normal(24, 9).astype(np.float16)
+    close_to(cuda.matmul(a, b), a, b, None, False, rng, "matmul")
+    close_to(cuda.matmul(a.T.copy().T, b), a, b, None, False, rng, "matmul of a transposed view")
+    assert fake.calls == [("matmul_half", False, False, False, "none"), ("matmul_half", True, False, False, "none")]
+    fake.calls.clear()
+    w, bias = rng.normal(9, 24).astype(np.float16), rng.normal(9).astype(np.float16)
+    x = rng.normal(2, 5, 24).astype(np.float16)
+    got = cuda.linear(x, w, bias, "relu")
+    assert fake.calls == [("matmul_half", False, True, True, "relu")]
+    close_to(got.reshape(10, 9), x.reshape(10, 24), w.T, bias, True, rng, "linear")
+    fake.calls.clear()
+    cuda.matmul(a, b.astype(np.float32))  # mixed dtypes: the reference
+    cuda.linear(x, w, bias.astype(np.float32), "none")
+    assert fake.calls == []
