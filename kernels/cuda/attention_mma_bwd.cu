@@ -20,7 +20,8 @@
 // adjacent 8-column tiles with x4 from a [n][k] array (K for S = Q K^T, gout for dP = gout V^T
 // as read by dP^T = V gout^T, ...) or with x4.trans from a [k][n] array (gout for P^T gout, Q
 // for dS^T Q, K for dS K). Tiles are loaded with 16-byte cp.async when every array is 16-byte
-// aligned, 4-byte ones otherwise; rows past the ends and rows of dead queries (lse == -inf)
+// aligned, 4-byte ones otherwise, in two stages: the copies of the next streamed tile fly while
+// the current one is computed on. Rows past the ends and rows of dead queries (lse == -inf)
 // are zero-filled, so a NaN in their q or gout cannot reach any gradient.
 //
 // Outputs gq, gk, gv are in the input type (pack2: round to nearest even), 4-byte aligned.
@@ -50,13 +51,15 @@ constexpr int kRowsPerBlock = 64;  // keys of a gk / gv block, queries of a gq b
 
 template <int kD>
 struct Bwd {
-  static constexpr int kStride = kD + 8;           // halves per row of every tile
+  static constexpr int kStride = kD + 8;             // halves per row of every tile
   static constexpr int kInner = kD == 64 ? 64 : 32;  // rows of the inner loop's tiles
-  static constexpr int kTiles = kInner / 8;         // 8-column score fragments
-  static constexpr int kOutTiles = kD / 8;          // 8-column output fragments
-  // Two resident tiles of kRowsPerBlock rows, two streamed ones of kInner rows, lse and delta.
+  static constexpr int kTiles = kInner / 8;          // 8-column score fragments
+  static constexpr int kOutTiles = kD / 8;           // 8-column output fragments
+  static constexpr int kResident = kRowsPerBlock * kStride;  // halves of one resident tile
+  static constexpr int kStreamed = kInner * kStride;         // halves of one streamed tile
+  // Two resident tiles, two stages of two streamed tiles, two stages of lse and delta.
   static constexpr size_t kSmem =
-      sizeof(uint16_t) * (2 * kRowsPerBlock + 2 * kInner) * kStride + sizeof(float) * 2 * kInner;
+      sizeof(uint16_t) * (2 * kResident + 4 * kStreamed) + sizeof(float) * 4 * kInner;
 };
 
 __device__ __forceinline__ uint32_t ld32(const uint16_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
@@ -216,6 +219,19 @@ __device__ __forceinline__ void stage_row_stats(float* lse_s, float* delta_s, co
 
 // ---- gk, gv -----------------------------------------------------------------------------------
 
+// Query tile q0 of batch entry b into stage `st`: Q and gout rows (cp.async, zeros on dead
+// rows and past L), lse (base 2) and delta.
+template <int kD>
+__device__ __forceinline__ void stage_queries(uint16_t* qs, uint16_t* gs, float* lse_s, float* delta_s,
+                                              const uint16_t* q, const uint16_t* gout, const float* lse,
+                                              const float* delta, int64_t b, int64_t q0, int64_t L, bool vec16) {
+  constexpr int kBq = Bwd<kD>::kInner;
+  const float* lse_rows = lse + b * L + q0;
+  stage_rows<kBq, kD>(qs, q + (b * L + q0) * kD, L - q0, lse_rows, vec16);
+  stage_rows<kBq, kD>(gs, gout + (b * L + q0) * kD, L - q0, lse_rows, vec16);
+  stage_row_stats<kBq>(lse_s, delta_s, lse_rows, delta + b * L + q0, L - q0);
+}
+
 template <int kBf16, int kD>
 __global__ void __launch_bounds__(kThreads, 1)
 gkv_mma(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k, const uint16_t* __restrict__ v,
@@ -226,36 +242,46 @@ gkv_mma(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k, const ui
   constexpr int kBq = T::kInner;
   extern __shared__ float4 smem4[];
   uint16_t* ks = reinterpret_cast<uint16_t*>(smem4);  // [64][kStride]
-  uint16_t* vs = ks + kRowsPerBlock * T::kStride;      // [64][kStride]
-  uint16_t* qs = vs + kRowsPerBlock * T::kStride;      // [kBq][kStride]
-  uint16_t* gs = qs + kBq * T::kStride;                // [kBq][kStride]: gout
-  float* lse_s = reinterpret_cast<float*>(gs + kBq * T::kStride);  // [kBq], base 2
-  float* delta_s = lse_s + kBq;                                    // [kBq]
+  uint16_t* vs = ks + T::kResident;                    // [64][kStride]
+  uint16_t* qs0 = vs + T::kResident;                   // 2 stages of [kBq][kStride]
+  uint16_t* gs0 = qs0 + 2 * T::kStreamed;              // 2 stages of [kBq][kStride]: gout
+  float* lse_s0 = reinterpret_cast<float*>(gs0 + 2 * T::kStreamed);  // 2 stages of [kBq], base 2
+  float* delta_s0 = lse_s0 + 2 * kBq;                                // 2 stages of [kBq]
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int64_t tiles = (S + kRowsPerBlock - 1) / kRowsPerBlock;
 
   for (int64_t work = blockIdx.x; work < batch * tiles; work += gridDim.x) {
     const int64_t b = work / tiles;
     const int64_t k0 = (work % tiles) * kRowsPerBlock;  // first keys first: under is_causal they see the most rows
-    __syncthreads();  // the previous item's readers of ks / vs are done
+    // Under is_causal, queries before k0 see none of these keys.
+    const int64_t first = mk.causal ? (k0 / kBq) * kBq : 0;
+    __syncthreads();  // the previous item's readers of shared memory are done
     stage_rows<kRowsPerBlock, kD>(ks, k + (b * S + k0) * kD, S - k0, nullptr, vec16);
     stage_rows<kRowsPerBlock, kD>(vs, v + (b * S + k0) * kD, S - k0, nullptr, vec16);
-    cp_async_commit();
+    if (first < L) {
+      stage_queries<kD>(qs0, gs0, lse_s0, delta_s0, q, gout, lse, delta, b, first, L, vec16);
+    }
+    cp_async_commit();  // group: K, V and the first query tile
 
     float dk[T::kOutTiles][4], dv[T::kOutTiles][4];
     zero<kD>(dk);
     zero<kD>(dv);
     const int64_t keys[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
-    // Under is_causal, queries before k0 see none of these keys.
-    for (int64_t q0 = mk.causal ? (k0 / kBq) * kBq : 0; q0 < L; q0 += kBq) {
-      __syncthreads();  // readers of the previous qs / gs / lse_s / delta_s are done
-      const float* lse_rows = lse + b * L + q0;
-      stage_rows<kBq, kD>(qs, q + (b * L + q0) * kD, L - q0, lse_rows, vec16);
-      stage_rows<kBq, kD>(gs, gout + (b * L + q0) * kD, L - q0, lse_rows, vec16);
-      cp_async_commit();
-      stage_row_stats<kBq>(lse_s, delta_s, lse_rows, delta + b * L + q0, L - q0);
-      cp_async_wait<0>();
+    int st = 0;
+    for (int64_t q0 = first; q0 < L; q0 += kBq, st ^= 1) {
+      // Two stages: the next tile's copies fly while this one is computed on. Its stage was
+      // last read in the previous iteration, which ended with a barrier.
+      if (q0 + kBq < L) {
+        stage_queries<kD>(qs0 + (st ^ 1) * T::kStreamed, gs0 + (st ^ 1) * T::kStreamed, lse_s0 + (st ^ 1) * kBq,
+                          delta_s0 + (st ^ 1) * kBq, q, gout, lse, delta, b, q0 + kBq, L, vec16);
+      }
+      cp_async_commit();  // (possibly empty: one group per iteration keeps the count simple)
+      cp_async_wait<1>();  // everything but the newest group: this tile (and K, V) have landed
       __syncthreads();
+      const uint16_t* qs = qs0 + st * T::kStreamed;
+      const uint16_t* gs = gs0 + st * T::kStreamed;
+      const float* lse_s = lse_s0 + st * kBq;
+      const float* delta_s = delta_s0 + st * kBq;
 
       // p[n][e]: key keys[e / 2], query q0 + 8 n + 2 t + e % 2.
       float p[T::kTiles][4];
@@ -280,6 +306,7 @@ gkv_mma(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k, const ui
         for (int e = 0; e < 4; ++e) ds[n][e] = p[n][e] * (ds[n][e] - delta_s[8 * n + 2 * t + e % 2]);
       }
       add_product<kBf16, kD, T::kTiles>(dk, ds, qs, lane);
+      __syncthreads();  // readers of stage st are done before the next iteration's copies into it
     }
     cp_async_wait<0>();  // with no query tile, the K / V copies are still to be waited for
     store_rows<kBf16, kD>(gk + b * S * kD, dk, k0 + warp * 16, S, scale, lane);
@@ -298,9 +325,9 @@ gq_mma(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k, const uin
   constexpr int kBk = T::kInner;
   extern __shared__ float4 smem4[];
   uint16_t* qs = reinterpret_cast<uint16_t*>(smem4);  // [64][kStride]
-  uint16_t* gs = qs + kRowsPerBlock * T::kStride;      // [64][kStride]: gout
-  uint16_t* ks = gs + kRowsPerBlock * T::kStride;      // [kBk][kStride]
-  uint16_t* vs = ks + kBk * T::kStride;                // [kBk][kStride]
+  uint16_t* gs = qs + T::kResident;                    // [64][kStride]: gout
+  uint16_t* ks0 = gs + T::kResident;                   // 2 stages of [kBk][kStride]
+  uint16_t* vs0 = ks0 + 2 * T::kStreamed;              // 2 stages of [kBk][kStride]
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int64_t tiles = (L + kRowsPerBlock - 1) / kRowsPerBlock;
 
@@ -308,10 +335,15 @@ gq_mma(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k, const uin
     const int64_t b = work / tiles;
     const int64_t q0 = (tiles - 1 - work % tiles) * kRowsPerBlock;  // last first: under is_causal they see the most keys
     const float* lse_rows = lse + b * L + q0;
-    __syncthreads();  // the previous item's readers of qs / gs are done
+    const int64_t kv_end = mk.causal ? (S < q0 + kRowsPerBlock ? S : q0 + kRowsPerBlock) : S;
+    __syncthreads();  // the previous item's readers of shared memory are done
     stage_rows<kRowsPerBlock, kD>(qs, q + (b * L + q0) * kD, L - q0, lse_rows, vec16);
     stage_rows<kRowsPerBlock, kD>(gs, gout + (b * L + q0) * kD, L - q0, lse_rows, vec16);
-    cp_async_commit();
+    if (kv_end > 0) {
+      stage_rows<kBk, kD>(ks0, k + b * S * kD, S, nullptr, vec16);
+      stage_rows<kBk, kD>(vs0, v + b * S * kD, S, nullptr, vec16);
+    }
+    cp_async_commit();  // group: Q, gout and the first key tile
 
     const int64_t rows[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
     float lse2[2], dl[2];
@@ -323,14 +355,20 @@ gq_mma(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k, const uin
     }
     float dq[T::kOutTiles][4];
     zero<kD>(dq);
-    const int64_t kv_end = mk.causal ? (S < q0 + kRowsPerBlock ? S : q0 + kRowsPerBlock) : S;
-    for (int64_t k0 = 0; k0 < kv_end; k0 += kBk) {
-      __syncthreads();  // readers of the previous ks / vs are done
-      stage_rows<kBk, kD>(ks, k + (b * S + k0) * kD, S - k0, nullptr, vec16);
-      stage_rows<kBk, kD>(vs, v + (b * S + k0) * kD, S - k0, nullptr, vec16);
+    int st = 0;
+    for (int64_t k0 = 0; k0 < kv_end; k0 += kBk, st ^= 1) {
+      // Two stages, as in gkv_mma: the next key tile's copies fly during this one.
+      if (k0 + kBk < kv_end) {
+        stage_rows<kBk, kD>(ks0 + (st ^ 1) * T::kStreamed, k + (b * S + k0 + kBk) * kD, S - k0 - kBk, nullptr,
+                            vec16);
+        stage_rows<kBk, kD>(vs0 + (st ^ 1) * T::kStreamed, v + (b * S + k0 + kBk) * kD, S - k0 - kBk, nullptr,
+                            vec16);
+      }
       cp_async_commit();
-      cp_async_wait<0>();
+      cp_async_wait<1>();  // this key tile (and Q, gout) have landed
       __syncthreads();
+      const uint16_t* ks = ks0 + st * T::kStreamed;
+      const uint16_t* vs = vs0 + st * T::kStreamed;
 
       // p[n][e]: query rows[e / 2], key k0 + 8 n + 2 t + e % 2.
       float p[T::kTiles][4];
@@ -351,6 +389,7 @@ gq_mma(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k, const uin
         for (int e = 0; e < 4; ++e) ds[n][e] = p[n][e] * (ds[n][e] - dl[e / 2]);
       }
       add_product<kBf16, kD, T::kTiles>(dq, ds, ks, lane);
+      __syncthreads();  // readers of stage st are done before the next iteration's copies into it
     }
     cp_async_wait<0>();  // with no key tile, the Q / gout copies are still to be waited for
     store_rows<kBf16, kD>(gq + b * L * kD, dq, q0 + warp * 16, L, scale, lane);

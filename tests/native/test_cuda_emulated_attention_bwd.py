@@ -1,8 +1,8 @@
 """The float16 / bfloat16 attention backward (kernels/cuda/attention_mma_bwd.cu, tensor cores)
 executed on the CPU through the CUDA emulation (tests/native/cuda_emu; its mma.sync and ldmatrix
-follow the PTX ISA's fragment layouts), against float64 references of the 16-bit inputs; and the
-CUDA backend's float16 wrappers on NumPy-as-CuPy. Slow: g++ builds the kernels and every CUDA
-thread is an OS thread, so the shapes stay small."""
+follow the PTX ISA's fragment layouts), against float64 references of the 16-bit inputs. The
+CUDA backend's float16 wrappers over it: test_cuda_emulated.py (test_attention_wrappers_half).
+Slow: g++ builds the kernels and every CUDA thread is an OS thread, so the shapes stay small."""
 import math
 
 import numpy as np
@@ -11,7 +11,7 @@ import pytest
 from .cuda_emu import harness
 from . import test_cuda_attention as attention_tests
 from .test_cuda_attention import assert_close, attention_grads_ref, attention_ref, random_mask
-from .test_cuda_emulated import NUMPY_AS_CUPY, backend, lib  # noqa: F401  (fixtures)
+from .test_cuda_emulated import lib  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def check_half_backward(lib, rng, dtype, shape, causal, mask=None, nan_dead_gout
         dead = np.broadcast_to(p.sum(-1) == 0, (B, L))
         assert dead.any()
         gout = gout.copy()
-        gout[dead] = 0x7E00 if dtype == "bfloat16" else np.nan
+        gout[dead] = 0x7FC0 if dtype == "bfloat16" else np.nan
     got = harness.sdpa_16(lib, q, k, v, mask, causal, scale, gout, dtype == "bfloat16")
     ctx = f"{dtype} {shape} causal={causal}"
     rtol, atol = attention_tests.HALF_TOL[dtype]
@@ -37,27 +37,30 @@ def check_half_backward(lib, rng, dtype, shape, causal, mask=None, nan_dead_gout
         assert_close(g, w, f"{name} {ctx}", rng, rtol=rtol, atol=atol)
 
 
-# Ragged lengths around the 32- and 64-row tiles, both head dims.
-SHAPES = [(1, 1, 1, 64), (1, 33, 70, 64), (2, 70, 33, 64), (1, 1, 129, 128), (1, 129, 70, 128), (1, 70, 33, 128)]
+# Ragged lengths around the 32- and 64-row tiles, both head dims, both types; few cases (each
+# emulated mma is 64 warp barriers).
+CASES = [("float16", (1, 1, 1, 64), False), ("bfloat16", (1, 1, 1, 128), True), ("float16", (1, 33, 70, 64), True),
+         ("bfloat16", (1, 70, 33, 64), False), ("float16", (1, 1, 129, 128), False),
+         ("float16", (1, 70, 33, 128), True), ("bfloat16", (1, 33, 70, 128), False)]
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-@pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
-def test_half_backward(lib, rng, shape, causal, dtype):
+@pytest.mark.parametrize("dtype,shape,causal", CASES, ids=[f"{d}-{'x'.join(map(str, s))}-{'causal' if c else 'full'}"
+                                                           for d, s, c in CASES])
+def test_half_backward(lib, rng, dtype, shape, causal):
     check_half_backward(lib, rng, dtype, shape, causal)
 
 
-MASKS = [("bool", (2, 70, 40)), ("float", (2, 70, 40)), ("bool", (1, 70, 1)), ("float", (2, 1, 40))]
+MASKS = [("bool", (2, 36, 40), "float16", 64), ("float", (2, 36, 40), "bfloat16", 128),
+         ("bool", (1, 36, 1), "bfloat16", 64), ("float", (2, 1, 40), "float16", 128)]
 
 
-@pytest.mark.parametrize("dtype,D", [("float16", 64), ("bfloat16", 128)])
-@pytest.mark.parametrize("kind,mshape", MASKS, ids=[f"{k}-{'x'.join(map(str, s))}" for k, s in MASKS])
+@pytest.mark.parametrize("kind,mshape,dtype,D", MASKS, ids=[f"{k}-{'x'.join(map(str, s))}-{d}-{e}"
+                                                           for k, s, d, e in MASKS])
 def test_half_backward_masks_and_dead_rows(lib, rng, kind, mshape, dtype, D):
     mask = random_mask(rng, kind, mshape, dead_rows=3)
-    if kind == "float":
+    if kind == "float" and mshape[1] > 1:
         mask[..., :3, :] = -np.inf
-    check_half_backward(lib, rng, dtype, (2, 70, 40, D), kind == "float", mask=mask, nan_dead_gout=mshape[1] > 1)
+    check_half_backward(lib, rng, dtype, (2, 36, 40, D), kind == "float", mask=mask, nan_dead_gout=mshape[1] > 1)
 
 
 def test_half_backward_no_queries(lib, rng):
@@ -69,5 +72,20 @@ def test_half_backward_no_queries(lib, rng):
         assert (gk == 0).all() and (gv == 0).all()  # written (they start as NaN), zeros
 
 
-def test_wrappers_half_backward(backend, rng):  # noqa: F811
-    attention_tests.wrapper_half_case(NUMPY_AS_CUPY, backend, rng)
+def test_half_backward_unaligned_rows(lib, rng):
+    # 4-byte but not 16-byte aligned q, k, v, gout take the kernels' 4-byte copy path: same bits.
+    def off_by_4_bytes(a):
+        buf = np.empty(a.size + 8, a.dtype)
+        start = (-buf.ctypes.data % 16) // 2 + 2  # 16-byte aligned, then 4 bytes on
+        view = buf[start:start + a.size].reshape(a.shape)
+        view[...] = a
+        assert view.ctypes.data % 16 == 4
+        return view
+
+    for dtype, D in (("float16", 64), ("bfloat16", 128)):
+        arrays = [a for a, _ in attention_tests.half_inputs(rng, dtype, (1, 20, D), (1, 40, D), (1, 40, D), (1, 20, D))]
+        aligned = harness.sdpa_16(lib, *arrays[:3], None, True, 0.1, arrays[3], dtype == "bfloat16")
+        shifted = [off_by_4_bytes(a) for a in arrays]
+        again = harness.sdpa_16(lib, *shifted[:3], None, True, 0.1, shifted[3], dtype == "bfloat16")
+        for a, b in zip(aligned, again):
+            assert np.array_equal(a, b, equal_nan=True)
