@@ -333,7 +333,8 @@ gq_mma(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k, const uin
 
   for (int64_t work = blockIdx.x; work < batch * tiles; work += gridDim.x) {
     const int64_t b = work / tiles;
-    const int64_t q0 = (tiles - 1 - work % tiles) * kRowsPerBlock;  // last first: under is_causal they see the most keys
+    // Last tiles first: under is_causal they see the most keys.
+    const int64_t q0 = (tiles - 1 - work % tiles) * kRowsPerBlock;
     const float* lse_rows = lse + b * L + q0;
     const int64_t kv_end = mk.causal ? (S < q0 + kRowsPerBlock ? S : q0 + kRowsPerBlock) : S;
     __syncthreads();  // the previous item's readers of shared memory are done
