@@ -164,7 +164,7 @@ class FakeCudaModule:
             q, k, v, out = (a.view(np.uint16) for a in (q, k, v, out))
         sdpa_forward_into(self.lib, q, k, v, mask, is_causal, scale, out, lse, version or (3 if kind else 2), kind)
 
-    def sdpa_backward(self, q, k, v, mask, is_causal, scale, out, lse, gout, delta, gq, gk, gv, stream=0, version=2,
+    def sdpa_backward(self, q, k, v, mask, is_causal, scale, out, lse, gout, delta, gq, gk, gv, stream=0, version=0,
                       dtype=None):
         self._check(q, k, v, mask, out, lse, gout, delta, gq, gk, gv)
         kind = 2 if dtype == "bfloat16" else 1 if q.dtype == np.float16 else 0
