@@ -4,10 +4,10 @@
 // Element types: q, k, v, out, gout, gq, gk, gv share one: float32 ('<f4'), float16 ('<f2') or
 // bfloat16, which CUDA array producers without a bfloat16 type (CuPy) hand over as uint16
 // ('<u2'): such arrays are accepted only with dtype="bfloat16" said explicitly. float32 has
-// the forward and backward kernels v1 and v2; float16 / bfloat16 only the forward v3 (tensor
-// cores, E == Ev == 64 or 128, 4-byte aligned arrays); their backward raises TypeError (run it in
-// float32, as the CUDA backend's wrapper does). lse and delta are float32; the mask is bool
-// ('|b1', true = may attend) or float32 (added to the scores).
+// the forward and backward kernels v1 and v2; float16 / bfloat16 the forward and backward v3
+// (tensor cores, E == Ev == 64 or 128, 4-byte aligned arrays; gq, gk, gv in the input type).
+// lse and delta are float32; the mask is bool ('|b1', true = may attend) or float32 (added to
+// the scores).
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
@@ -30,7 +30,7 @@ const ArrayType kBFloat16{"<u2", "bfloat16 (as uint16)", 2};
 const ArrayType kBool{"|b1", "bool", 1};
 
 constexpr int kSdpaDefault = 2;      // the tiled float32 kernels
-constexpr int kSdpaHalfVersion = 3;  // the tensor-core float16 / bfloat16 forward
+constexpr int kSdpaHalfVersion = 3;  // the tensor-core float16 / bfloat16 kernels
 constexpr int kSdpaVersions = 3;
 const char* const kDtypeNames[] = {"float32", "float16", "bfloat16"};
 
@@ -198,10 +198,6 @@ void sdpa_backward(const py::object& q, const py::object& k, const py::object& v
   const char* fn = "tilegrad._cuda.sdpa_backward";
   Inputs in = check_inputs(fn, q, k, v, mask, is_causal, scale, dtype_obj);
   TgSdpa& a = in.a;
-  if (a.dtype != TG_DTYPE_F32) {
-    throw py::type_error(std::string(fn) + ": no " + kDtypeNames[a.dtype] + " backward kernel; run the backward " +
-                         "on float32 copies (the CUDA backend's sdpa_backward does)");
-  }
   const ArrayType& t = type_of(a.dtype);
   DevArray out = check_typed_array(fn, "out", out_obj, false, {t});
   DevArray lse = check_array(fn, "lse", lse_obj, false);
@@ -221,6 +217,10 @@ void sdpa_backward(const py::object& q, const py::object& k, const py::object& v
   Named ins = input_list(in);
   ins.insert(ins.end(), {{"out", &out}, {"lse", &lse}, {"gout", &gout}});
   check_disjoint(fn, {{"delta", &delta}, {"gq", &gq}, {"gk", &gk}, {"gv", &gv}}, ins);
+  if (a.dtype != TG_DTYPE_F32) {
+    check_half_layout(fn, a, {{"q", &in.q}, {"k", &in.k}, {"v", &in.v}, {"out", &out}, {"gout", &gout}, {"gq", &gq},
+                              {"gk", &gk}, {"gv", &gv}});
+  }
   void* stream = to_stream(fn, stream_obj);
   const int version = check_version(fn, version_obj, a.dtype);
   a.out = reinterpret_cast<void*>(out.ptr);
@@ -259,5 +259,7 @@ void tg::cuda_glue::bind_attention(py::module_& m) {
         py::arg("dtype") = py::none(),
         "Gradients of sdpa_forward from its out and lse: gq, gk, gv (shaped like q, k, v). delta (B, L) "
         "float32 is scratch (receives rowsum(gout * out)). Rows with no key allowed add nothing and get "
-        "gq 0. Outputs overlap nothing. float32 only (version 0 or 2: tiled, 1: simple).");
+        "gq 0. Outputs overlap nothing. float32: version 0 or 2 tiled, 1 simple. float16 / bfloat16: "
+        "version 0 or 3, tensor cores, E == Ev == 64 or 128, 4-byte aligned q, k, v, out, gout, gq, gk, gv "
+        "(gradients in the input type, bit-reproducible). dtype as for sdpa_forward.");
 }

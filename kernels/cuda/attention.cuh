@@ -65,8 +65,10 @@ int sdpa_backward_v1(const TgSdpa& a, cudaStream_t s);  // after sdpa_delta
 // v2, attention_tiled.cu: 64-query x 64-key tiles in shared memory, online softmax.
 int sdpa_forward_v2(const TgSdpa& a, cudaStream_t s);
 int sdpa_backward_v2(const TgSdpa& a, cudaStream_t s);  // after sdpa_delta
-// v3, attention_mma.cu: the forward for float16 / bfloat16, E == Ev == 64 or 128, tensor cores.
+// v3, float16 / bfloat16, E == Ev == 64 or 128, tensor cores: the forward (attention_mma.cu)
+// and the backward (attention_mma_bwd.cu, which computes its own delta from the 16-bit out).
 int sdpa_forward_v3(const TgSdpa& a, cudaStream_t s);
+int sdpa_backward_v3(const TgSdpa& a, cudaStream_t s);
 // attention.cu: delta = rowsum(gout * out), 0 where lse == -inf.
 int sdpa_delta(const TgSdpa& a, cudaStream_t s);
 

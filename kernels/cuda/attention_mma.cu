@@ -14,8 +14,7 @@
 // carry 8 halves of padding: every fragment read of a warp hits 32 distinct banks.
 //
 // Global memory is read and written 32 bits at a time: q, k, v and out must be 4-byte aligned
-// (the binding checks). The backward of float16 / bfloat16 inputs runs the float32 kernels on
-// float32 copies (the CUDA backend's wrapper does the conversions).
+// (the binding checks). The backward from this forward's out and lse: attention_mma_bwd.cu.
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>

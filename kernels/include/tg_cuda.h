@@ -218,8 +218,9 @@ typedef struct {
   void* gv;
 } TgSdpa;
 // float32: version 1 the simple kernels (a warp per row), 2 the tiled ones. float16 / bfloat16
-// (q, k, v, out as raw 16-bit values, 4-byte aligned): version 3, the forward only, on the
-// tensor cores (sm_80+), E == Ev == 64 or 128. Anything else returns cudaErrorInvalidValue.
+// (q, k, v, out, gout, gq, gk, gv as raw 16-bit values, 4-byte aligned; lse, delta float32):
+// version 3, on the tensor cores (sm_80+), E == Ev == 64 or 128; its backward is deterministic
+// (no atomics). Anything else returns cudaErrorInvalidValue.
 int tg_cuda_sdpa_forward(const TgSdpa* a, int version, void* stream);
 int tg_cuda_sdpa_backward(const TgSdpa* a, int version, void* stream);
 

@@ -184,14 +184,62 @@ def test_half_forward_arguments():
         call(_cuda, fn, half_forward_args("<f2"), dtype="bfloat16")
 
 
-@needs_module
-def test_half_backward_is_refused():
-    fn = "sdpa_backward"
+def half_backward_args(typestr, e=64, ev=64, offsets=None):
+    """backward_args with 16-bit q, k, v, out, gout, gq, gk, gv of head dims e, ev; `offsets`
+    moves the named arrays' pointers by that many bytes."""
     args = backward_args()
-    for name in ("q", "k", "v", "out", "gout", "gq", "gk", "gv"):
-        args[name] = cai(args[name]["shape"][:-1] + (64,), typestr="<f2")
-    with raises_naming(TypeError, fn, "_cuda", "no float16 backward"):
-        call(_cuda, fn, args)
+    shapes = {"q": (B, L, e), "k": (B, S, e), "v": (B, S, ev), "out": (B, L, ev), "gout": (B, L, ev),
+              "gq": (B, L, e), "gk": (B, S, e), "gv": (B, S, ev)}
+    for name, shape in shapes.items():
+        args[name] = cai(shape, typestr=typestr)
+    for name, off in (offsets or {}).items():
+        args[name] = {**args[name], "data": (args[name]["data"][0] + off, False)}
+    return args
+
+
+HALF_ARRAYS = ("q", "k", "v", "out", "gout", "gq", "gk", "gv")
+
+
+@needs_module
+def test_half_backward_arguments():
+    fn = "sdpa_backward"
+    for typestr, dtype in (("<f2", None), ("<f2", "float16"), ("<u2", "bfloat16")):
+        for e, ev in ((64, 32), (32, 32), (96, 96), (128, 64), (4, 3)):
+            with raises_naming(ValueError, fn, "_cuda", "E == Ev == 64 or 128"):
+                call(_cuda, fn, half_backward_args(typestr, e, ev), dtype=dtype)
+        for name in HALF_ARRAYS:
+            with raises_naming(ValueError, fn, "_cuda", f"'{name}'", "4-byte aligned"):
+                call(_cuda, fn, half_backward_args(typestr, offsets={name: 2}), dtype=dtype)
+            args = half_backward_args(typestr)
+            args[name] = cai(args[name]["shape"])  # one float32 array among 16-bit ones
+            with raises_naming(TypeError, fn, "_cuda", "'k'" if name == "q" else f"'{name}'"):
+                call(_cuda, fn, args, dtype=None if name == "q" else dtype)
+        for name, ts in (("lse", typestr), ("delta", typestr)):  # float32 whatever q is
+            args = half_backward_args(typestr)
+            args[name] = cai(args[name]["shape"], typestr=ts)
+            with raises_naming(TypeError, fn, "_cuda", f"'{name}'"):
+                call(_cuda, fn, args, dtype=dtype)
+        for version in (1, 2):
+            with raises_naming(TypeError, fn, "_cuda", f"version {version}", "float16" if dtype != "bfloat16"
+                               else "bfloat16"):
+                call(_cuda, fn, half_backward_args(typestr), dtype=dtype, version=version)
+        for out, other in (("gq", "q"), ("gk", "gq"), ("gv", "gout"), ("delta", "out")):
+            args = half_backward_args(typestr)
+            args[out] = {**args[out], "data": (args[other]["data"][0] + 4, False)}
+            with raises_naming(ValueError, fn, "_cuda", f"'{out}'", "share memory"):
+                call(_cuda, fn, args, dtype=dtype)
+        args = half_backward_args(typestr)
+        args["gk"] = readonly(args["gk"])
+        with raises_naming(ValueError, fn, "_cuda", "'gk'", "writeable"):
+            call(_cuda, fn, args, dtype=dtype)
+        if not GPU:
+            for version in (0, 3):
+                for d in (64, 128):
+                    launches_without_gpu(fn, half_backward_args(typestr, d, d), dtype=dtype, version=version)
+    with raises_naming(TypeError, fn, "_cuda", "uint16", "dtype='bfloat16'"):
+        call(_cuda, fn, half_backward_args("<u2"), dtype="float16")
+    with raises_naming(TypeError, fn, "_cuda", "dtype='bfloat16'", "float16"):
+        call(_cuda, fn, half_backward_args("<f2"), dtype="bfloat16")
 
 
 @needs_module

@@ -28,7 +28,8 @@ from .test_cuda_loss import cross_entropy_ref, make_case
 
 pytestmark = pytest.mark.slow
 
-SOURCES = ["attention.cu", "attention_simple.cu", "attention_tiled.cu", "attention_mma.cu", "cross_entropy.cu"]
+SOURCES = ["attention.cu", "attention_simple.cu", "attention_tiled.cu", "attention_mma.cu", "attention_mma_bwd.cu",
+           "cross_entropy.cu"]
 
 
 @pytest.fixture(scope="module")

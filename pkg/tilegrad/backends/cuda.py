@@ -447,11 +447,16 @@ def sdpa_forward(q, k, v, mask, is_causal, scale):
 
 
 def sdpa_backward(q, k, v, mask, is_causal, scale, out, lse, gout):
-    """(gq, gk, gv) from sdpa_forward's out and lse and the gradient gout of out. float16 inputs
-    run the float32 kernels on float32 copies (there is no 16-bit backward kernel)."""
+    """(gq, gk, gv) from sdpa_forward's out and lse and the gradient gout of out. float16 runs the
+    tensor-core kernel when E == Ev == 64 or 128 (gradients in float16, P and dS rounded to
+    float16 before their products, as the forward's P), else the float32 kernels on float32
+    copies."""
     if _sdpa_half(q, k, v) and out.dtype == F16 and gout.dtype == F16:
-        grads = sdpa_backward(*_f32(q, k, v), mask, is_causal, _sdpa_scale(q, scale), *_f32(out), lse, *_f32(gout))
-        return tuple(g.astype(F16) for g in grads)
+        if q.shape[-1] != v.shape[-1] or q.shape[-1] not in (64, 128):
+            grads = sdpa_backward(*_f32(q, k, v), mask, is_causal, _sdpa_scale(q, scale), *_f32(out), lse,
+                                  *_f32(gout))
+            return tuple(g.astype(F16) for g in grads)
+        return _sdpa_backward_half(q, k, v, mask, is_causal, scale, out, lse, gout)
     lead, (length, _), source = q.shape[:-2], q.shape[-2:], k.shape[-2]
     rows = lead + (length,)
     covered = _sdpa_covered(q, k, v) and elementwise_covered(out, gout) and out.shape == rows + v.shape[-1:] \
@@ -464,6 +469,27 @@ def sdpa_backward(q, k, v, mask, is_causal, scale, out, lse, gout):
     q3, k3, v3 = _c(q).reshape(batch, length, e), _c(k).reshape(batch, source, e), _c(v).reshape(batch, source, ev)
     out3, gout3 = _c(out).reshape(batch, length, ev), _c(gout).reshape(batch, length, ev)
     gq, gk, gv = cp.empty_like(q3), cp.empty_like(k3), cp.empty_like(v3)
+    delta = cp.empty((batch, length), F32)  # scratch from CuPy's pool
+    _cuda.sdpa_backward(q3, k3, v3, mask3, bool(is_causal), _sdpa_scale(q, scale), out3,
+                        _c(lse).reshape(batch, length), gout3, delta, gq, gk, gv, stream=_stream())
+    return gq.reshape(q.shape), gk.reshape(k.shape), gv.reshape(v.shape)
+
+
+def _sdpa_backward_half(q, k, v, mask, is_causal, scale, out, lse, gout):
+    """The float16 tensor-core backward (E == Ev == 64 or 128), the reference where the mask
+    cannot be flattened or out / lse do not match q."""
+    lead, (length, e), source = q.shape[:-2], q.shape[-2:], k.shape[-2]
+    rows = lead + (length,)
+    fits = out.shape == gout.shape == rows + (e,) and lse.dtype == F32 and lse.shape == rows
+    mask3 = None if mask is None or not fits else _sdpa_mask(mask, lead, length, source)
+    if not fits or (mask is not None and mask3 is None):
+        return _ref("sdpa_backward")(q, k, v, mask, is_causal, scale, out, lse, gout)
+    cp = _cupy()
+    batch = math.prod(lead)
+    q3 = _aligned4(q).reshape(batch, length, e)
+    k3, v3 = (_aligned4(a).reshape(batch, source, e) for a in (k, v))
+    out3, gout3 = (_aligned4(a).reshape(batch, length, e) for a in (out, gout))
+    gq, gk, gv = (cp.empty(a.shape, F16) for a in (q3, k3, v3))
     delta = cp.empty((batch, length), F32)  # scratch from CuPy's pool
     _cuda.sdpa_backward(q3, k3, v3, mask3, bool(is_causal), _sdpa_scale(q, scale), out3,
                         _c(lse).reshape(batch, length), gout3, delta, gq, gk, gv, stream=_stream())

@@ -36,7 +36,8 @@ int attention(int version, int64_t L, int64_t S, int64_t E, int64_t Ev, bool mas
   return tg_cuda_sdpa_forward(&a, version, nullptr) | tg_cuda_sdpa_backward(&a, version, nullptr);
 }
 
-// The float16 (dtype TG_DTYPE_F16) or bfloat16 forward: any 16-bit patterns of normal numbers do.
+// The float16 (dtype TG_DTYPE_F16) or bfloat16 forward and backward: any 16-bit patterns of
+// normal numbers do.
 int attention_half(int dtype, int64_t L, int64_t S, int64_t D) {
   const int64_t B = 2;
   std::uniform_int_distribution<int> bits(0x3000, 0x3c00);  // float16 0.125..1; bfloat16 tiny, fine
@@ -45,14 +46,15 @@ int attention_half(int dtype, int64_t L, int64_t S, int64_t D) {
     for (auto& x : v) x = static_cast<uint16_t>(bits(gen));
     return v;
   };
-  auto q = fill(B * L * D), k = fill(B * S * D), v = fill(B * S * D);
-  std::vector<uint16_t> out(B * L * D);
-  std::vector<float> lse(B * L);
+  auto q = fill(B * L * D), k = fill(B * S * D), v = fill(B * S * D), gout = fill(B * L * D);
+  std::vector<uint16_t> out(B * L * D), gq(B * L * D), gk(B * S * D), gv(B * S * D);
+  std::vector<float> lse(B * L), delta(B * L);
   TgSdpa a{};
   a.batch = B, a.q_len = L, a.kv_len = S, a.head_dim = D, a.v_dim = D, a.dtype = dtype;
   a.q = q.data(), a.k = k.data(), a.v = v.data(), a.is_causal = 1, a.scale = 0.3f;
-  a.out = out.data(), a.lse = lse.data();
-  return tg_cuda_sdpa_forward(&a, 3, nullptr);
+  a.out = out.data(), a.lse = lse.data(), a.gout = gout.data(), a.delta = delta.data();
+  a.gq = gq.data(), a.gk = gk.data(), a.gv = gv.data();
+  return tg_cuda_sdpa_forward(&a, 3, nullptr) | tg_cuda_sdpa_backward(&a, 3, nullptr);
 }
 
 int cross_entropy(int64_t rows, int64_t classes) {
