@@ -3,14 +3,15 @@ scaled_dot_product_attention and a materialised CuPy softmax, at B4 H16 S4096 D1
 causal and not, forward and forward+backward. On a GPU machine, after building with CUDA:
 
     PYTHONPATH=pkg python bench/attention_gpu.py [--shape B,H,S,D] [--repeats N] [--versions 1,2]
-    PYTHONPATH=pkg python bench/attention_gpu.py --dtype float16      # the tensor-core forward (v3)
+    PYTHONPATH=pkg python bench/attention_gpu.py --dtype bfloat16     # the tensor-core kernels (v3)
 
 Every kernel is first checked against a float64 reference on a smaller problem (B1 H2 S333 of the
 same D), then timed with CUDA events: the median of N runs after a warm-up, in ms, with TFLOP/s
 counted as 4 B H L S D for the forward and 2.5 times that for the backward (halved under
 is_causal), FlashAttention's convention. PyTorch runs if it is installed with CUDA; its float32
 SDPA uses TF32 matmuls only if allowed, which this script does not allow. With --dtype float16
-only the forward is timed (tilegrad's float16 backward runs the float32 kernels on copies).
+or bfloat16 (the issue's row: B4 H16 S4096 D128) the tensor-core forward and backward (v3) are
+timed against PyTorch's SDPA on the same data (its flash backend for these dtypes).
 """
 import argparse
 import math
@@ -23,7 +24,7 @@ def parse_args():
     p.add_argument("--shape", default="4,16,4096,128", help="B,H,S,D (L = S)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--versions", default="2", help="float32 kernel versions to time (1 is slow)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     return p.parse_args()
 
 
@@ -104,27 +105,94 @@ def torch_fns(q, k, v, causal):
     return forward, both
 
 
-def half_forward(cp, _cuda, args, B, H, S, D):
-    """float16: the v3 forward against a float64 reference, then timed beside PyTorch's."""
+def to_bits(cp, x, dtype):
+    """float32 CuPy array -> the kernel's 16-bit input: float16, or bfloat16 bits (uint16)."""
+    if dtype == "float16":
+        return x.astype(cp.float16)
+    w = x.astype(cp.float32).view(cp.uint32).astype(cp.uint64)
+    return ((w + 0x7FFF + ((w >> 16) & 1)) >> 16).astype(cp.uint16)
+
+
+def from_bits(cp, x, dtype):
+    return x.astype(cp.float32) if dtype == "float16" else (x.astype(cp.uint32) << 16).view(cp.float32)
+
+
+def half_fns(cp, _cuda, q, k, v, causal, dtype):
+    """forward and forward+backward of the tensor-core kernels (v3) on 16-bit (B, L, D) arrays."""
+    B, L, D = q.shape
+    scale, stream = 1 / math.sqrt(D), cp.cuda.get_current_stream().ptr
+    out, lse = cp.empty_like(q), cp.empty((B, L), cp.float32)
+    gout = to_bits(cp, cp.asarray(np.random.default_rng(1).standard_normal(q.shape, np.float32)), dtype)
+    gq, gk, gv, delta = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v), cp.empty((B, L), cp.float32)
+
+    def forward():
+        _cuda.sdpa_forward(q, k, v, None, causal, scale, out, lse, stream=stream, dtype=dtype)
+
+    def both():
+        forward()
+        _cuda.sdpa_backward(q, k, v, None, causal, scale, out, lse, gout, delta, gq, gk, gv, stream=stream,
+                            dtype=dtype)
+    return forward, both, (out, gq, gk, gv), gout
+
+
+def half_torch_fns(cp, q, k, v, causal, dtype):
+    """PyTorch's SDPA (its flash backend for these dtypes) on the same 16-bit data, (B, H, S, D)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    def as_torch(x):
+        t = torch.as_tensor(x.view(cp.int16) if dtype == "bfloat16" else x, device="cuda")
+        return (t.view(torch.bfloat16) if dtype == "bfloat16" else t).detach().requires_grad_(True)
+    tq, tk, tv = (as_torch(a) for a in (q, k, v))
+    gout = torch.randn_like(tq)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def forward():
+        with torch.no_grad():
+            sdpa(tq, tk, tv, is_causal=causal)
+
+    def both():
+        sdpa(tq, tk, tv, is_causal=causal).backward(gout)
+    return forward, both
+
+
+def half_check(cp, _cuda, dtype, causal, D):
+    """The 16-bit kernels against a float64 reference of the rounded inputs (B2 L333)."""
+    rng = np.random.default_rng(0)
+    q, k, v = (to_bits(cp, cp.asarray(rng.standard_normal((2, 333, D), np.float32)), dtype) for _ in range(3))
+    _, both, got, gout = half_fns(cp, _cuda, q, k, v, causal, dtype)
+    both()
+    want = reference(cp, *(from_bits(cp, a, dtype) for a in (q, k, v)), causal, from_bits(cp, gout, dtype))
+    tol = 1e-2 if dtype == "bfloat16" else 2e-3
+    for name, g, w in zip(("out", "gq", "gk", "gv"), got, want):
+        err = float(cp.abs(from_bits(cp, g, dtype) - w).max() / max(1.0, float(cp.abs(w).max())))
+        if not err < tol:
+            raise SystemExit(f"{dtype} causal={causal}: {name} off by {err:.2e} (relative to its max); not timed")
+
+
+def half_main(cp, _cuda, args, B, H, S, D):
     rng = np.random.default_rng(0)
     for causal in (False, True):
-        small = [cp.asarray(rng.standard_normal((2, 333, D)).astype(np.float16)) for _ in range(3)]
-        out, lse = cp.empty_like(small[0]), cp.empty((2, 333), cp.float32)
-        _cuda.sdpa_forward(*small, None, causal, 1 / math.sqrt(D), out, lse)
-        want = reference(cp, *(a.astype(cp.float32) for a in small), causal, small[0].astype(cp.float32))[0]
-        err = float(cp.abs(out.astype(cp.float64) - want).max())
-        if not err < 1e-2:
-            raise SystemExit(f"float16 causal={causal}: out off by {err:.2e}; not timed")
-        q, k, v = (cp.asarray(rng.standard_normal((B * H, S, D)).astype(np.float16)) for _ in range(3))
-        out, lse = cp.empty_like(q), cp.empty((B * H, S), cp.float32)
-        ms = time_ms(cp, lambda: _cuda.sdpa_forward(q, k, v, None, causal, 1 / math.sqrt(D), out, lse), args.repeats)
+        half_check(cp, _cuda, args.dtype, causal, D)
+        q, k, v = (to_bits(cp, cp.asarray(rng.standard_normal((B * H, S, D), np.float32)), args.dtype)
+                   for _ in range(3))
         flops = 4 * B * H * S * S * D / (2 if causal else 1)
-        print(f"causal={causal}\n  tilegrad v3     forward {ms:8.2f} ms {flops / ms / 1e9:6.1f} TFLOP/s")
-        peer = torch_fns(q.reshape(B, H, S, D), k.reshape(B, H, S, D), v.reshape(B, H, S, D), causal)
+        forward, both, _, _ = half_fns(cp, _cuda, q, k, v, causal, args.dtype)
+        rows = [("tilegrad v3", time_ms(cp, forward, args.repeats), time_ms(cp, both, args.repeats))]
+        peer = half_torch_fns(cp, *(a.reshape(B, H, S, D) for a in (q, k, v)), causal, args.dtype)
         if peer is not None:
-            tms = time_ms(cp, peer[0], args.repeats)
-            print(f"  torch sdpa      forward {tms:8.2f} ms {flops / tms / 1e9:6.1f} TFLOP/s   "
-                  f"(tilegrad / torch: {ms / tms:.2f}x time)")
+            rows.append(("torch sdpa", time_ms(cp, peer[0], args.repeats), time_ms(cp, peer[1], args.repeats)))
+        print(f"causal={causal}")
+        for name, fwd, both_ms in rows:
+            bwd = both_ms - fwd
+            print(f"  {name:14s} forward {fwd:8.2f} ms {flops / fwd / 1e9:6.1f} TFLOP/s   "
+                  f"backward {bwd:8.2f} ms {2.5 * flops / bwd / 1e9:6.1f} TFLOP/s")
+        if peer is not None:
+            (_, f0, b0), (_, f1, b1) = rows
+            print(f"  tilegrad / torch: forward {f0 / f1:.2f}x, backward {(b0 - f0) / (b1 - f1):.2f}x time")
 
 
 def main():
@@ -132,9 +200,9 @@ def main():
     import cupy as cp
     from tilegrad import _cuda
     B, H, S, D = (int(n) for n in args.shape.split(","))
-    if args.dtype == "float16":
-        print(f"B{B} H{H} S{S} D{D} float16 on {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}")
-        return half_forward(cp, _cuda, args, B, H, S, D)
+    if args.dtype != "float32":
+        print(f"B{B} H{H} S{S} D{D} {args.dtype} on {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}")
+        return half_main(cp, _cuda, args, B, H, S, D)
     rng = np.random.default_rng(0)
     q, k, v = (cp.asarray(rng.standard_normal((B * H, S, D), np.float32)) for _ in range(3))
     print(f"B{B} H{H} S{S} D{D} float32 on {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}")
