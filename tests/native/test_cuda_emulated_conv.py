@@ -51,13 +51,13 @@ def lib(tmp_path_factory):
     lib = ctypes.CDLL(str(path))
     geom = ctypes.POINTER(TgConv2dGeom)
     p = ctypes.c_void_p
-    for name, args in {"tg_cuda_conv2d_tf32": [p, p, p, geom, p],
-                       "tg_cuda_conv2d_backward_input_tf32": [p, p, p, geom, p],
-                       "tg_cuda_conv2d_backward_weight_tf32": [p, p, p, p, geom, p]}.items():
-        fn = getattr(lib, name)
-        fn.restype, fn.argtypes = ctypes.c_int, args
-    fn = lib.tg_cuda_conv2d_backward_weight_workspace_tf32
-    fn.restype, fn.argtypes = ctypes.c_int64, [geom]
+    for suffix in ("", "_tf32"):
+        for name, args in {"tg_cuda_conv2d": [p, p, p, geom, p], "tg_cuda_conv2d_backward_input": [p, p, p, geom, p],
+                           "tg_cuda_conv2d_backward_weight": [p, p, p, p, geom, p]}.items():
+            fn = getattr(lib, name + suffix)
+            fn.restype, fn.argtypes = ctypes.c_int, args
+        fn = getattr(lib, "tg_cuda_conv2d_backward_weight_workspace" + suffix)
+        fn.restype, fn.argtypes = ctypes.c_int64, [geom]
     return lib
 
 
@@ -175,3 +175,87 @@ def test_empty_sums(lib, rng):
     gy, x = rng.normal(0, 4, 5, 5), rng.normal(0, 3, 5, 5)
     gm = geom(x.shape, (4, 3, 3, 3), s, p, d, 1)
     np.testing.assert_array_equal(backward_weight(lib, gy, x, (4, 3, 3, 3), gm, True)[0], 0)
+
+
+def test_no_data_races(tmp_path):
+    # ThreadSanitizer cannot be loaded into Python here, so a C++ driver runs the kernels.
+    try:
+        exe = emulate.build_race_driver(SOURCES, tmp_path, driver="race_driver_conv.cpp")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("g++ cannot build the ThreadSanitizer driver")
+    # TSan needs a fixed memory layout: without address-space randomisation where setarch exists.
+    cmd = ["setarch", os.uname().machine, "-R", str(exe)] if shutil.which("setarch") else [str(exe)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    report = run.stdout + run.stderr
+    assert "ThreadSanitizer" not in report, report[-4000:]
+    assert run.returncode == 0 and "race driver done, error 0" in report, report[-4000:]
+
+
+# ---- the backend's choice: v2 under set_float32_matmul_precision("high"), v1 otherwise --------
+
+class FakeConvModule:
+    """Stands in for tilegrad._cuda's conv bindings (their names, arguments and `version`) with
+    the emulated kernels on NumPy arrays, and records the versions asked for."""
+
+    def __init__(self, lib):
+        self.lib, self.versions = lib, []
+
+    def _suffix(self, version):
+        self.versions.append(version)
+        return {1: "", 2: "_tf32"}[version]
+
+    def conv2d(self, x, w, stride, padding, dilation, groups, out, stream=0, version=0):
+        gm = geom(x.shape, w.shape, stride, padding, dilation, groups)
+        fn = getattr(self.lib, "tg_cuda_conv2d" + self._suffix(version))
+        assert fn(ptr(x), ptr(w), ptr(out), ctypes.byref(gm), None) == 0
+
+    def conv2d_backward_input(self, gy, w, stride, padding, dilation, groups, gx, stream=0, version=0):
+        gm = geom(gx.shape, w.shape, stride, padding, dilation, groups)
+        fn = getattr(self.lib, "tg_cuda_conv2d_backward_input" + self._suffix(version))
+        assert fn(ptr(gy), ptr(w), ptr(gx), ctypes.byref(gm), None) == 0
+
+    def conv2d_backward_weight_workspace(self, x_shape, w_shape, stride, padding, dilation, groups, version=0):
+        gm = geom(x_shape, w_shape, stride, padding, dilation, groups)
+        return getattr(self.lib, "tg_cuda_conv2d_backward_weight_workspace" + {1: "", 2: "_tf32"}[version])(
+            ctypes.byref(gm))
+
+    def conv2d_backward_weight(self, gy, x, stride, padding, dilation, groups, gw, stream=0, workspace=None,
+                               version=0):
+        gm = geom(x.shape, gw.shape, stride, padding, dilation, groups)
+        fn = getattr(self.lib, "tg_cuda_conv2d_backward_weight" + self._suffix(version))
+        assert fn(ptr(gy), ptr(x), ptr(gw), None if workspace is None else ptr(workspace), ctypes.byref(gm),
+                  None) == 0
+
+
+@pytest.fixture
+def backend(lib, monkeypatch):
+    from tilegrad.backends import cuda
+    monkeypatch.setattr(cuda, "_cuda", FakeConvModule(lib))
+    monkeypatch.setattr(cuda, "_cupy", lambda: np)
+    monkeypatch.setattr(cuda, "_stream", lambda: 0)
+    return cuda
+
+
+def test_backend_picks_tf32_when_allowed(backend, rng):
+    import tilegrad
+    xs, ws, s, p, d, g = CASES[-2]  # the split weight-gradient sum
+    gm = geom(xs, ws, s, p, d, g)
+    x, w, gy = rng.normal(*xs), rng.normal(*ws), rng.normal(gm.n, gm.o, gm.oh, gm.ow)
+    old = tilegrad.get_float32_matmul_precision()
+    try:
+        for precision, version in (("high", 2), ("highest", 1)):
+            tilegrad.set_float32_matmul_precision(precision)
+            backend._cuda.versions.clear()
+            y = backend.conv2d(x, w, s, p, d, g)
+            gx = backend.conv2d_backward_input(gy, w, xs, s, p, d, g)
+            gw = backend.conv2d_backward_weight(gy, x, ws, s, p, d, g)
+            assert backend._cuda.versions == [version] * 3, precision
+            if version == 2:
+                check(y, "conv2d", (x, w), (s, p, d, g), ws[1] * ws[2] * ws[3], rng)
+                check(gx, "conv2d_backward_input", (gy, w), (xs, s, p, d, g), ws[0] * ws[2] * ws[3], rng)
+                check(gw, "conv2d_backward_weight", (gy, x), (ws, s, p, d, g), gy.size // gy.shape[1], rng)
+            else:  # float32 throughout: well inside the TF32-rounded result's distance from the exact one
+                want = REF["conv2d"](x.astype(np.float64), w.astype(np.float64), s, p, d, g)
+                np.testing.assert_allclose(y, want, rtol=0, atol=1e-4 * np.abs(want).max(), err_msg=str(rng))
+    finally:
+        tilegrad.set_float32_matmul_precision(old)
