@@ -6,13 +6,13 @@
 // |x| * |w|: used only when the user allows TF32 (tilegrad.set_float32_matmul_precision).
 // This file: the forward and the input gradient; conv2d_tf32_weight.cu: the weight gradient.
 //
-// Loads per 16-deep slice (256 threads):
+// Loads per 16-deep slice (4 kBm threads):
 //   forward A = w[o, k] (k contiguous): 16-byte copies when the depth cg*kh*kw is a multiple of
 //     4 (each row then starts 16-byte aligned), else 4-byte copies;
 //   input-gradient A = w[o, c, r, s] read as [c][(o, r, s)]: 4-byte gathers;
-//   B = the image (or output-gradient) gather: a thread owns one column (pixel) and 8
-//     consecutive k of it, walking (c, r, s) by one with carries; a warp's 32 copies read 32
-//     consecutive pixels (contiguous for stride 1).
+//   B = the image (or output-gradient) gather: a thread owns one column (pixel) and 8 (kBm 64)
+//     or 4 (kBm 128) consecutive k of it, walking (c, r, s) by one with carries; a warp's 32
+//     copies read 32 consecutive pixels (contiguous for stride 1).
 // The input gradient's gather divides by the stride; a unit-stride instance skips it.
 // Sums of more than INT32_MAX slices (conv_tf32::covers) run v1 instead.
 #include <cuda_runtime.h>
@@ -78,7 +78,7 @@ conv2d_forward_tf32(const float* __restrict__ x, const float* __restrict__ w, fl
   int ih0 = 0, iw0 = 0;
   const float* x_img = x;
   if (p_ok) {
-    const int64_t n = p / ohw;
+    const int64_t n = quotient(p, ohw);
     const int q = static_cast<int>(p - n * ohw);
     const int oh = q / g.ow;
     ih0 = oh * g.sh - g.ph;
@@ -124,7 +124,7 @@ conv2d_forward_tf32(const float* __restrict__ x, const float* __restrict__ w, fl
     const int64_t pc = bt.col0 + col;
     col_ok = pc < pixels;
     if (col_ok) {
-      const int64_t n = pc / ohw;
+      const int64_t n = quotient(pc, ohw);
       out = y + (n * g.o + static_cast<int64_t>(grp) * g.og + bt.row0) * ohw + (pc - n * ohw);
     }
   };
@@ -170,7 +170,7 @@ conv2d_backward_input_tf32(const float* __restrict__ gy, const float* __restrict
   int th0 = 0, tw0 = 0;
   const float* gy_img = gy;
   if (p_ok) {
-    const int64_t n = p / hw;
+    const int64_t n = quotient(p, hw);
     const int q = static_cast<int>(p - n * hw);
     const int ih = q / g.w;
     th0 = ih + g.ph;
@@ -219,7 +219,7 @@ conv2d_backward_input_tf32(const float* __restrict__ gy, const float* __restrict
     const int64_t pc = bt.col0 + col;
     col_ok = pc < pixels;
     if (col_ok) {
-      const int64_t n = pc / hw;
+      const int64_t n = quotient(pc, hw);
       out = gx + (n * g.c + static_cast<int64_t>(grp) * g.cg + bt.row0) * hw + (pc - n * hw);
     }
   };
