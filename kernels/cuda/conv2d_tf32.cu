@@ -244,22 +244,24 @@ template <int kBm>
 int forward(const float* x, const float* w, float* y, const Geom& d, int64_t col_tiles, cudaStream_t s) {
   const int row_tiles = (d.og + kBm - 1) / kBm;
   const int64_t blocks = col_tiles * row_tiles * d.groups;
+  constexpr int threads = Threads<kBm>::count;
   constexpr size_t smem = Stage<kBm, true>::smem_bytes;
   const int64_t depth = static_cast<int64_t>(d.cg) * d.kh * d.kw;
   // 16-byte copies of w need every row 16-byte aligned: the depth a multiple of 4 and w itself.
   const bool vec = depth % 4 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  return vec ? launch_kernel(conv2d_forward_tf32<kBm, true>, Threads<kBm>::count, smem, blocks, s, x, w, y, d, col_tiles, row_tiles)
-             : launch_kernel(conv2d_forward_tf32<kBm, false>, Threads<kBm>::count, smem, blocks, s, x, w, y, d, col_tiles, row_tiles);
+  auto kernel = vec ? conv2d_forward_tf32<kBm, true> : conv2d_forward_tf32<kBm, false>;
+  return launch_kernel(kernel, threads, smem, blocks, s, x, w, y, d, col_tiles, row_tiles);
 }
 
 template <int kBm>
 int backward_input(const float* gy, const float* w, float* gx, const Geom& d, int64_t col_tiles, cudaStream_t s) {
   const int row_tiles = (d.cg + kBm - 1) / kBm;
   const int64_t blocks = col_tiles * row_tiles * d.groups;
+  constexpr int threads = Threads<kBm>::count;
   constexpr size_t smem = Stage<kBm, true>::smem_bytes;
-  return d.sh == 1 && d.sw == 1
-             ? launch_kernel(conv2d_backward_input_tf32<kBm, true>, Threads<kBm>::count, smem, blocks, s, gy, w, gx, d, col_tiles, row_tiles)
-             : launch_kernel(conv2d_backward_input_tf32<kBm, false>, Threads<kBm>::count, smem, blocks, s, gy, w, gx, d, col_tiles, row_tiles);
+  const bool unit = d.sh == 1 && d.sw == 1;
+  auto kernel = unit ? conv2d_backward_input_tf32<kBm, true> : conv2d_backward_input_tf32<kBm, false>;
+  return launch_kernel(kernel, threads, smem, blocks, s, gy, w, gx, d, col_tiles, row_tiles);
 }
 
 }  // namespace

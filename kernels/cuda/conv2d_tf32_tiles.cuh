@@ -144,8 +144,9 @@ __device__ __forceinline__ void multiply_stage(const float* as, const float* bs,
   }
 }
 
-// Runs the sum over `slices` stages (the launchers check that the count fits an int): load(a_stage, b_stage) issues the cp.async copies of
-// the next slice (slices are loaded in order, the loader keeps its own counters). One barrier
+// Runs the sum over `slices` stages (covers() keeps the count an int): load(a_stage, b_stage)
+// issues the cp.async copies of the next slice (slices are loaded in order, the loader keeps
+// its own counters). One barrier
 // per slice: it both publishes slice k's copies and tells every warp that slice k - 1's stage,
 // the one the copies issued next overwrite, has been read.
 template <int kBm, bool kBKCol, class Loader>

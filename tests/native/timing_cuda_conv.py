@@ -257,7 +257,8 @@ def main():
 def print_layer_totals(layer_times):
     """Forward + input gradient + weight gradient per conv layer: TF32 tilegrad against TF32
     PyTorch (speed = torch's time over tilegrad's; the goal is >= 0.7)."""
-    print(f"\n{'layer (fwd + both bwd)':30s} {'tf32 ms':>9s} {'native ms':>10s} {'torch ms':>9s} {'speed vs torch':>15s}")
+    print(f"\n{'layer (fwd + both bwd)':30s} {'tf32 ms':>9s} {'native ms':>10s} {'torch ms':>9s}"
+          f" {'speed vs torch':>15s}")
     for layer, t in layer_times.items():
         total = {impl: sum(t[(impl, d)] for d in DIRECTIONS) if all((impl, d) in t for d in DIRECTIONS) else None
                  for impl in ("tf32", "native", "torch")}
