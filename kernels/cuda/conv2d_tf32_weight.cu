@@ -29,7 +29,7 @@ using tg::cuda::conv::make_radix;
 namespace conv = tg::cuda::conv;
 
 constexpr int kKThreads = kBk;  // threads along k (pixels)
-constexpr int kOutside = -(1 << 30);                  // a window offset that lands outside any image
+constexpr int kOutside = -(1 << 30);  // a window offset that lands outside any image
 
 struct Column {
   int rd, sd;   // window offsets r*dh - ph, s*dw - pw
@@ -89,7 +89,7 @@ conv2d_backward_weight_tf32(const float* __restrict__ gy, const float* __restric
     const bool pix_ok = pix_left > 0;
     const int64_t n = pix_ok ? pd.hi : 0;
     const int q = pd.mid * g.ow + pd.lo;
-    const float* gy_row = gy + (n * g.o + gy_tile + lr) * ohw + q;  // row lr, then every 16th
+    const float* gy_row = gy + (n * g.o + gy_tile + lr) * ohw + q;  // row lr, then every kLineThreads-th
 #pragma unroll
     for (int l = 0; l < kBm / kLineThreads; ++l) {
       const int row = lr + l * kLineThreads;
