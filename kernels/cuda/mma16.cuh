@@ -140,23 +140,17 @@ inline float half_of(uint32_t reg, int upper) {
 }
 
 // Every lane's kN values of type T, exchanged through one per-warp buffer between two barriers
-// over the warp (one block runs at a time), instead of one shuffle per value: the emulated
-// mma would otherwise cost 64 shuffles.
+// over the warp instead of one shuffle per value: the emulated mma would otherwise cost 64
+// shuffles.
 template <typename T, int kN>
 inline void warp_exchange(const T (&mine)[kN], T (&all)[32][kN]) {
-  static T slots[32][32][kN];  // [warp][lane]
-  const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
-  emu::Warp& w = emu::t_block->warps[warp];
-  std::memcpy(slots[warp][lane], mine, sizeof(mine));
-  w.bar.arrive_and_wait();
-  std::memcpy(all, slots[warp], sizeof(all));
-  w.bar.arrive_and_wait();
+  emu::warp_all_gather(mine, all);
 }
 
 // ldmatrix: every lane reads its elements from the row addresses of the lanes named above.
 template <int kMatrices, bool kTrans>
 inline void ldmatrix_emulated(uint32_t* r, const uint16_t* row) {
-  const int lane = static_cast<int>(threadIdx.x % 32);
+  const int lane = emu::lane_id();
   const uint16_t* mine[1] = {row};
   const uint16_t* rows[32][1];
   warp_exchange(mine, rows);
@@ -179,7 +173,7 @@ inline void ldmatrix_x2_trans(uint32_t (&r)[2], const uint16_t* row) { ldmatrix_
 
 template <int kBf16>
 inline void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  const int lane = static_cast<int>(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+  const int lane = emu::lane_id(), g = lane / 4, t = lane % 4;
   const uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
   uint32_t all[32][6];
   warp_exchange(mine, all);

@@ -9,7 +9,7 @@
 //   d[0], d[1] = D[g][2t, 2t+1]         d[2], d[3] = D[g+8][2t, 2t+1]
 //
 // Built for the CPU test emulation (TG_CUDA_EMULATION, tests/native/cuda_emu) the rounding is
-// done in software and the mma by gathering the fragments with warp shuffles.
+// done in software and the mma by gathering the warp's fragments in one exchange.
 #pragma once
 
 #include <stdint.h>
@@ -55,14 +55,19 @@ inline float as_float(uint32_t w) {
 }
 
 inline void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  const int lane = static_cast<int>(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+  struct Fragments {
+    uint32_t a[4], b[2];
+  };
+  Fragments all[32];  // every lane's fragments, gathered in one exchange
+  emu::warp_all_gather(Fragments{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}}, all);
+  const int lane = emu::lane_id(), g = lane / 4, t = lane % 4;
   for (int k = 0; k < 8; ++k) {
     const int hi = k >= 4, col = k % 4;
     // A[g][k] and A[g+8][k] sit in lane 4 g + k % 4; B[k][n] in lane 4 n + k % 4.
-    const float a_lo = as_float(__shfl_sync(~0u, a[hi ? 2 : 0], 4 * g + col));
-    const float a_hi = as_float(__shfl_sync(~0u, a[hi ? 3 : 1], 4 * g + col));
-    const float b0 = as_float(__shfl_sync(~0u, b[hi], 4 * (2 * t) + col));
-    const float b1 = as_float(__shfl_sync(~0u, b[hi], 4 * (2 * t + 1) + col));
+    const float a_lo = as_float(all[4 * g + col].a[hi ? 2 : 0]);
+    const float a_hi = as_float(all[4 * g + col].a[hi ? 3 : 1]);
+    const float b0 = as_float(all[4 * (2 * t) + col].b[hi]);
+    const float b1 = as_float(all[4 * (2 * t + 1) + col].b[hi]);
     d[0] += a_lo * b0;
     d[1] += a_lo * b1;
     d[2] += a_hi * b0;

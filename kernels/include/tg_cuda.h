@@ -124,6 +124,15 @@ int tg_cuda_conv2d_backward_input(const float* gy, const float* w, float* gx, co
 int tg_cuda_conv2d_backward_weight(const float* gy, const float* x, float* gw, float* workspace,
                                    const TgConv2dGeom* g, void* stream);
 int64_t tg_cuda_conv2d_backward_weight_workspace(const TgConv2dGeom* g);
+// v2 on the tensor cores in TF32 (conv2d_tf32*.cu): the same contracts, inputs rounded to TF32
+// (about 1e-3 relative error against |x| * |w| sums); the weight gradient's workspace size is
+// its own (tg_cuda_conv2d_backward_weight_workspace_tf32) and it stays deterministic.
+int tg_cuda_conv2d_tf32(const float* x, const float* w, float* y, const TgConv2dGeom* g, void* stream);
+int tg_cuda_conv2d_backward_input_tf32(const float* gy, const float* w, float* gx, const TgConv2dGeom* g,
+                                       void* stream);
+int tg_cuda_conv2d_backward_weight_tf32(const float* gy, const float* x, float* gw, float* workspace,
+                                        const TgConv2dGeom* g, void* stream);
+int64_t tg_cuda_conv2d_backward_weight_workspace_tf32(const TgConv2dGeom* g);
 
 // 2-D pooling (pool2d.cu) over NCHW x (n, c, h, w) into (n, c, oh, ow), with the semantics of
 // the reference kernels (backends/reference_nn.py): windows start at o * s - p, cells outside

@@ -335,6 +335,50 @@ def test_weight_workspace_argument():
             run_with_workspace(small, cai((0,), ptr=0))  # none needed: an empty one is fine
 
 
+# ---- the kernel version (1 float32, 2 TF32 tensor cores) ---------------------------------------
+
+@pytest.mark.parametrize("fn", CONV)
+def test_conv_version(fn):
+    for bad in (-1, 3, 10 ** 12):
+        with raises_naming(ValueError, fn, "_cuda", "version", "0 (the default kernel), 1 (float32) or 2"):
+            call(fn, GOOD[fn](), version=bad)
+    for bad in (None, 2.0, "2", True):
+        with raises_naming(TypeError, fn, "_cuda", "'version'"):
+            call(fn, GOOD[fn](), version=bad)
+    with pytest.raises(TypeError):  # keyword-only
+        getattr(_cuda, fn)(*(Fake(v) if isinstance(v, dict) else v for v in GOOD[fn]().values()), 0, 2)
+    # The other checks come first whatever the version.
+    args = {**GOOD[fn](), "groups": 3}
+    with raises_naming(ValueError, fn, "_cuda", "groups"):
+        call(fn, args, version=2)
+    if not GPU:
+        for version in (0, 1, 2, np.int64(2)):
+            launches_without_gpu(fn, GOOD[fn](), version=version)
+
+
+def test_weight_workspace_per_version():
+    fn = "conv2d_backward_weight_workspace"
+    v1 = _cuda.conv2d_backward_weight_workspace(*RESNET)
+    assert _cuda.conv2d_backward_weight_workspace(*RESNET, version=1) == v1
+    v2 = _cuda.conv2d_backward_weight_workspace(*RESNET, version=2)
+    assert v2 > 0 and v2 % (64 * 64 * 9) == 0  # whole copies of gw, one per chunk
+    assert _cuda.conv2d_backward_weight_workspace((1, 3, 8, 8), (4, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1,
+                                                  version=2) == 0
+    with raises_naming(ValueError, fn, "_cuda", "version"):
+        _cuda.conv2d_backward_weight_workspace(*RESNET, version=3)
+    with raises_naming(TypeError, fn, "_cuda", "'version'"):
+        _cuda.conv2d_backward_weight_workspace(*RESNET, version="2")
+    # The weight gradient checks the workspace against its own version's size.
+    small, big = sorted((v1, v2))
+    version_needing_more = 2 if v2 > v1 else 1
+    if small != big:
+        with raises_naming(ValueError, "conv2d_backward_weight", "_cuda", "'workspace'", f"at least {big}"):
+            run_with_workspace(resnet_weight_args(), cai((small,)), version=version_needing_more)
+    if not GPU:
+        with raises_naming(RuntimeError, "conv2d_backward_weight", "_cuda", "CUDA error"):
+            run_with_workspace(resnet_weight_args(), cai((v2,)), version=2)
+
+
 # ---- pooling geometry -------------------------------------------------------------------------
 
 def test_pool_geometry():

@@ -2,7 +2,8 @@
 reference kernels run in float64 on CuPy (the oracle) and against tilegrad._cpu: ragged images,
 odd channel counts, size-1 dims, groups (depthwise too), dilation, stride 2, 1x1 and 3-channel
 first layers, channel counts and depths around the 64 x 64 x 16 tiles, ResNet layers, the split
-weight-gradient sum, empty batches. Needs a GPU and CuPy; skips cleanly otherwise."""
+weight-gradient sum, empty batches; the same for the TF32 tensor-core kernels (version=2, within the
+TF32 bound) and the backend's choice between them. Needs a GPU and CuPy; skips cleanly otherwise."""
 import numpy as np
 import pytest
 
@@ -71,9 +72,13 @@ def on_gpu64(name, *arrays_then_args, count):
 
 def assert_close(got, want, scale, terms, ctx):
     """Within the float32 rounding of sums of `terms` products, relative to the sum of their sizes."""
+    assert_within(got, want, 1e-6 * max(1.0, np.sqrt(terms)) * scale, ctx)
+
+
+def assert_within(got, want, tol, ctx):
     got = np.asarray(got, np.float64)
     assert got.shape == want.shape, f"shape {got.shape} != {want.shape}; {ctx}"
-    tol = 1e-6 * max(1.0, np.sqrt(terms)) * scale + 1e-30
+    tol = tol + 1e-30
     bad = np.argwhere(~(np.abs(got - want) <= tol))  # NaN (an unwritten element) fails too
     if bad.size:
         i = tuple(bad[0])
@@ -89,25 +94,26 @@ def conv_inputs(rng, xs, ws, s, p, d, g):
     return rng.normal(*xs), rng.normal(*ws), rng.normal(*out_shape(xs, ws, s, p, d, g))
 
 
-def forward(x, w, s, p, d, g, stream):
+def forward(x, w, s, p, d, g, stream, version=0):
     out = nan_array(out_shape(x.shape, w.shape, s, p, d, g))
-    _cuda.conv2d(cp.asarray(x), cp.asarray(w), s, p, d, g, out, stream=stream.ptr)
+    _cuda.conv2d(cp.asarray(x), cp.asarray(w), s, p, d, g, out, stream=stream.ptr, version=version)
     stream.synchronize()
     return cp.asnumpy(out)
 
 
-def backward_input(gy, w, x_shape, s, p, d, g, stream):
+def backward_input(gy, w, x_shape, s, p, d, g, stream, version=0):
     gx = nan_array(x_shape)
-    _cuda.conv2d_backward_input(cp.asarray(gy), cp.asarray(w), s, p, d, g, gx, stream=stream.ptr)
+    _cuda.conv2d_backward_input(cp.asarray(gy), cp.asarray(w), s, p, d, g, gx, stream=stream.ptr, version=version)
     stream.synchronize()
     return cp.asnumpy(gx)
 
 
-def backward_weight(gy, x, w_shape, s, p, d, g, stream, use_workspace):
+def backward_weight(gy, x, w_shape, s, p, d, g, stream, use_workspace, version=0):
     gw = nan_array(w_shape)
-    need = _cuda.conv2d_backward_weight_workspace(x.shape, w_shape, s, p, d, g)
+    need = _cuda.conv2d_backward_weight_workspace(x.shape, w_shape, s, p, d, g, version=version)
     ws = nan_array((need,)) if use_workspace and need else None  # stale NaNs must not leak
-    _cuda.conv2d_backward_weight(cp.asarray(gy), cp.asarray(x), s, p, d, g, gw, stream=stream.ptr, workspace=ws)
+    _cuda.conv2d_backward_weight(cp.asarray(gy), cp.asarray(x), s, p, d, g, gw, stream=stream.ptr, workspace=ws,
+                                 version=version)
     stream.synchronize()
     return cp.asnumpy(gw)
 
@@ -190,6 +196,92 @@ def test_default_stream(rng):
     cp.cuda.Device().synchronize()
     want = REF["conv2d"](x.astype(np.float64), w.astype(np.float64), s, p, d, g)
     assert_close(cp.asnumpy(out), want, REF["conv2d"](np.abs(x), np.abs(w), s, p, d, g).astype(np.float64), 27, rng)
+
+
+# ---- v2: the TF32 tensor-core kernels (version=2) ---------------------------------------------
+
+def tf32(a):
+    """float32 values rounded to TF32 as cvt.rna does: nearest, ties away from zero."""
+    bits = np.ascontiguousarray(a, np.float32).view(np.uint32)
+    return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
+def assert_close_tf32(got, name, arrays, args, terms, ctx):
+    """Within the TF32 bound (2e-3 of the sum of |products|) of the float64 result, and within
+    float32 accumulation error of the float64 result of the TF32-rounded inputs."""
+    want = on_gpu64(name, *arrays, *args, count=len(arrays))
+    scale = on_gpu64(name, *[np.abs(a) for a in arrays], *args, count=len(arrays))
+    rounded = on_gpu64(name, *[tf32(a) for a in arrays], *args, count=len(arrays))
+    assert_within(got, want, 2e-3 * scale, f"{name} (TF32 bound) {ctx}")
+    assert_close(got, rounded, scale, terms, f"{name} (TF32-rounded inputs) {ctx}")
+
+
+@pytest.mark.parametrize("xs,ws,s,p,d,g", CASES, ids=IDS)
+def test_conv2d_tf32_forward(rng, stream, xs, ws, s, p, d, g):
+    x, w, _ = conv_inputs(rng, xs, ws, s, p, d, g)
+    got = forward(x, w, s, p, d, g, stream, version=2)
+    assert_close_tf32(got, "conv2d", (x, w), (s, p, d, g), ws[1] * ws[2] * ws[3], f"{xs} {ws}; {rng}")
+
+
+@pytest.mark.parametrize("xs,ws,s,p,d,g", CASES, ids=IDS)
+def test_conv2d_tf32_backward_input(rng, stream, xs, ws, s, p, d, g):
+    _, w, gy = conv_inputs(rng, xs, ws, s, p, d, g)
+    got = backward_input(gy, w, xs, s, p, d, g, stream, version=2)
+    assert_close_tf32(got, "conv2d_backward_input", (gy, w), (xs, s, p, d, g), ws[0] // g * ws[2] * ws[3],
+                      f"{xs} {ws}; {rng}")
+
+
+@pytest.mark.parametrize("use_workspace", [True, False], ids=["ws", "no-ws"])
+@pytest.mark.parametrize("xs,ws,s,p,d,g", CASES, ids=IDS)
+def test_conv2d_tf32_backward_weight(rng, stream, xs, ws, s, p, d, g, use_workspace):
+    x, _, gy = conv_inputs(rng, xs, ws, s, p, d, g)
+    got = backward_weight(gy, x, ws, s, p, d, g, stream, use_workspace, version=2)
+    assert_close_tf32(got, "conv2d_backward_weight", (gy, x), (ws, s, p, d, g), gy.size // gy.shape[1],
+                      f"{xs} {ws} workspace={use_workspace}; {rng}")
+
+
+def test_tf32_split_weight_gradient_is_deterministic(rng, stream):
+    xs, ws, s, p, d, g = CASES[-2]  # ResNet 3x3
+    assert _cuda.conv2d_backward_weight_workspace(xs, ws, s, p, d, g, version=2) > 0
+    x, _, gy = conv_inputs(rng, xs, ws, s, p, d, g)
+    for use_workspace in (True, False):
+        runs = [backward_weight(gy, x, ws, s, p, d, g, stream, use_workspace, version=2) for _ in range(3)]
+        for r in runs[1:]:
+            np.testing.assert_array_equal(runs[0], r, err_msg=f"workspace={use_workspace}; {rng}")
+
+
+def test_tf32_empty_sums(rng, stream):
+    s, p, d = (1, 1), (1, 1), (1, 1)
+    np.testing.assert_array_equal(forward(rng.normal(2, 0, 5, 5), rng.normal(4, 0, 3, 3), s, p, d, 1, stream, 2),
+                                  np.zeros((2, 4, 5, 5), np.float32))
+    np.testing.assert_array_equal(backward_input(rng.normal(2, 0, 5, 5), rng.normal(0, 3, 3, 3), (2, 3, 5, 5),
+                                                 s, p, d, 1, stream, 2), np.zeros((2, 3, 5, 5), np.float32))
+    x, w, gy = rng.normal(0, 3, 5, 5), rng.normal(4, 3, 3, 3), rng.normal(0, 4, 5, 5)
+    np.testing.assert_array_equal(backward_weight(gy, x, w.shape, s, p, d, 1, stream, True, 2),
+                                  np.zeros(w.shape, np.float32))
+
+
+def test_backend_picks_tf32_when_allowed(rng, stream):
+    """The backend runs v2 under set_float32_matmul_precision("high") and v1 otherwise: its results
+    are those of the named kernels bit for bit (both are deterministic)."""
+    import tilegrad
+    xs, ws, s, p, d, g = CASES[11]  # deep sums: TF32 and float32 results differ
+    x, w, gy = conv_inputs(rng, xs, ws, s, p, d, g)
+    old = tilegrad.get_float32_matmul_precision()
+    try:
+        for precision, version in (("high", 2), ("highest", 1)):
+            tilegrad.set_float32_matmul_precision(precision)
+            got = (K["conv2d"](cp.asarray(x), cp.asarray(w), s, p, d, g),
+                   K["conv2d_backward_input"](cp.asarray(gy), cp.asarray(w), xs, s, p, d, g),
+                   K["conv2d_backward_weight"](cp.asarray(gy), cp.asarray(x), ws, s, p, d, g))
+            want = (forward(x, w, s, p, d, g, stream, version),
+                    backward_input(gy, w, xs, s, p, d, g, stream, version),
+                    backward_weight(gy, x, ws, s, p, d, g, stream, True, version))
+            stream.synchronize()
+            for name, a, b in zip(("forward", "input grad", "weight grad"), got, want):
+                np.testing.assert_array_equal(cp.asnumpy(a), b, err_msg=f"{name} precision={precision}; {rng}")
+    finally:
+        tilegrad.set_float32_matmul_precision(old)
 
 
 # ---- through the backend: what ops/conv.py calls --------------------------------------------

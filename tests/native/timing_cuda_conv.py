@@ -8,16 +8,22 @@ Every implementation is checked against PyTorch's float32 result before it is ti
 one is reported, not timed). Times are medians of CUDA-event samples on the stream each
 implementation launches on. PyTorch runs twice: in true float32 ("torch-fp32", TF32 off) and
 with its defaults ("torch", where cuDNN may use TF32 tensor cores for convolutions); the ratio
-column is tilegrad's time over torch-fp32's. "native" calls tilegrad._cuda with preallocated
-outputs, "backend" goes through tilegrad.backends.cuda (CuPy allocations, the weight
-gradient's workspace included), "reference" is the reference kernels on CuPy.
+columns are each time over torch-fp32's and over torch's. "native" calls tilegrad._cuda's float32
+kernels (version 1) with preallocated outputs, "tf32" its TF32 tensor-core kernels (version 2),
+"backend" and "backend-tf32" go through tilegrad.backends.cuda (CuPy allocations, the weight
+gradient's workspace included) under set_float32_matmul_precision("highest") and ("high"),
+"reference" is the reference kernels on CuPy. A last table sums each layer's forward and both
+backwards: tilegrad's TF32 kernels against PyTorch with TF32 (the issue's goal is >= 0.7x
+PyTorch's speed for ResNet's 3x3 layers at batch 64 on an H200).
 """
 import argparse
 import contextlib
+from collections import defaultdict
 
 import numpy as np
 
 import cupy as cp
+import tilegrad
 from tilegrad import _cuda
 from tilegrad.backends import cuda as cuda_backend
 from tilegrad.backends import reference
@@ -66,6 +72,9 @@ def conv_layer_cases(rng, label, xs, ws, s, p):
     y, gx, gw = cp.empty(ys, cp.float32), cp.empty(xs, cp.float32), cp.empty(ws, cp.float32)
     ws_need = _cuda.conv2d_backward_weight_workspace(xs, ws, s, p, d, g)
     scratch = cp.empty(ws_need, cp.float32) if ws_need else None
+    ws_need2 = _cuda.conv2d_backward_weight_workspace(xs, ws, s, p, d, g, version=2)
+    scratch2 = cp.empty(ws_need2, cp.float32) if ws_need2 else None
+    y2, gx2, gw2 = cp.empty(ys, cp.float32), cp.empty(xs, cp.float32), cp.empty(ws, cp.float32)
     flops = 2.0 * int(np.prod(ys)) * ws[1] * ws[2] * ws[3]
     natives = {
         "forward": (lambda: _cuda.conv2d(x, w, s, p, d, g, y, stream=stream_ptr()), lambda: y),
@@ -73,6 +82,13 @@ def conv_layer_cases(rng, label, xs, ws, s, p):
                            lambda: gx),
         "backward weight": (lambda: _cuda.conv2d_backward_weight(gy, x, s, p, d, g, gw, stream=stream_ptr(),
                                                                  workspace=scratch), lambda: gw),
+    }
+    tf32s = {
+        "forward": (lambda: _cuda.conv2d(x, w, s, p, d, g, y2, stream=stream_ptr(), version=2), lambda: y2),
+        "backward input": (lambda: _cuda.conv2d_backward_input(gy, w, s, p, d, g, gx2, stream=stream_ptr(),
+                                                               version=2), lambda: gx2),
+        "backward weight": (lambda: _cuda.conv2d_backward_weight(gy, x, s, p, d, g, gw2, stream=stream_ptr(),
+                                                                 workspace=scratch2, version=2), lambda: gw2),
     }
     backend = {
         "forward": lambda: K["conv2d"](x, w, s, p, d, g),
@@ -94,8 +110,8 @@ def conv_layer_cases(rng, label, xs, ws, s, p):
         }
     for direction in natives:
         call, result = natives[direction]
-        impls = {"native": (call, result), "backend": (backend[direction], None),
-                 "reference": (refs[direction], None)}
+        impls = {"native": (call, result), "tf32": tf32s[direction], "backend": (backend[direction], None),
+                 "backend-tf32": (backend[direction], None), "reference": (refs[direction], None)}
         if peers:
             impls["torch-fp32"] = (peers[direction], None)
             impls["torch"] = (peers[direction], None)
@@ -168,8 +184,26 @@ def tf32(enabled):
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 
+@contextlib.contextmanager
+def tilegrad_precision(precision):
+    old = tilegrad.get_float32_matmul_precision()
+    tilegrad.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        tilegrad.set_float32_matmul_precision(old)
+
+
 def context_of(impl):
-    return (lambda: tf32(impl != "torch-fp32")) if impl.startswith("torch") else None
+    if impl.startswith("torch"):
+        return lambda: tf32(impl != "torch-fp32")
+    if impl.startswith("backend"):
+        return lambda: tilegrad_precision("high" if impl == "backend-tf32" else "highest")
+    return None
+
+
+TF32_IMPLS = ("torch", "tf32", "backend-tf32")  # results within TF32 rounding
+DIRECTIONS = ("forward", "backward input", "backward weight")
 
 
 def main():
@@ -185,7 +219,8 @@ def main():
     cupy_clock = cuda_event_clock(cp.cuda.Event, cp.cuda.Device().synchronize)
     torch_clock = cuda_event_clock(lambda: torch.cuda.Event(enable_timing=True), torch.cuda.synchronize) \
         if torch is not None else None
-    print(f"{'case':42s} {'impl':11s} {'ms':>9s} {'TFLOP/s':>8s} {'vs torch-fp32':>13s}")
+    print(f"{'case':42s} {'impl':12s} {'ms':>9s} {'TFLOP/s':>8s} {'vs torch-fp32':>13s} {'vs torch':>9s}")
+    layer_times = defaultdict(dict)  # conv layer -> {(impl, direction): median seconds}
     for label, work, impls in cases:
         # Check every implementation against PyTorch's float32 result (or the reference's).
         base = "torch-fp32" if "torch-fp32" in impls else "reference"
@@ -199,7 +234,7 @@ def main():
                 got = fn()
             got = as_numpy(result() if result is not None else got)
             err = np.abs(got.astype(np.float64) - want).max() / scale
-            limit = 5e-3 if name == "torch" else 1e-4  # TF32 keeps 10 mantissa bits
+            limit = 5e-3 if name in TF32_IMPLS else 1e-4  # TF32 keeps 10 mantissa bits
             if not err <= limit:
                 print(f"{label:42s} {name:11s} WRONG: max error {err:.3g} of the largest value")
                 continue
@@ -207,11 +242,29 @@ def main():
             calls.append((fn, sync, context_of(name), torch_clock if name.startswith("torch") else cupy_clock))
             names.append(name)
         timings = dict(zip(names, measure_together(calls, repeats=args.repeats)))
-        peer = timings.get("torch-fp32")
+        peer, peer_tf32 = timings.get("torch-fp32"), timings.get("torch")
         for name, t in timings.items():
             ratio = f"{t.median / peer.median:12.2f}x" if peer else ""
+            ratio_tf32 = f"{t.median / peer_tf32.median:8.2f}x" if peer_tf32 else ""
             rate = f"{work / t.median / 1e12:8.2f}" if label.startswith("conv") else ""
-            print(f"{label:42s} {name:11s} {t.median * 1e3:9.3f} {rate:>8s} {ratio:>13s}")
+            print(f"{label:42s} {name:12s} {t.median * 1e3:9.3f} {rate:>8s} {ratio:>13s} {ratio_tf32:>9s}")
+            for direction in DIRECTIONS:  # labels are "conv <layer> <direction>"
+                if label.startswith("conv ") and label.endswith(" " + direction):
+                    layer_times[label[5:-len(direction) - 1]][(name, direction)] = t.median
+    print_layer_totals(layer_times)
+
+
+def print_layer_totals(layer_times):
+    """Forward + input gradient + weight gradient per conv layer: TF32 tilegrad against TF32
+    PyTorch (speed = torch's time over tilegrad's; the goal is >= 0.7)."""
+    print(f"\n{'layer (fwd + both bwd)':30s} {'tf32 ms':>9s} {'native ms':>10s} {'torch ms':>9s}"
+          f" {'speed vs torch':>15s}")
+    for layer, t in layer_times.items():
+        total = {impl: sum(t[(impl, d)] for d in DIRECTIONS) if all((impl, d) in t for d in DIRECTIONS) else None
+                 for impl in ("tf32", "native", "torch")}
+        fmt = (lambda v, width: f"{v * 1e3:{width}.3f}" if v is not None else f"{'-':>{width}s}")
+        speed = f"{total['torch'] / total['tf32']:14.2f}x" if total["tf32"] and total["torch"] else ""
+        print(f"{layer:30s} {fmt(total['tf32'], 9)} {fmt(total['native'], 10)} {fmt(total['torch'], 9)} {speed:>15s}")
 
 
 if __name__ == "__main__":

@@ -280,12 +280,18 @@ def layer_norm_backward(x, weight, mean, rstd, gy, n_dims):
 
 
 # ---- conv2d: float32 NCHW / OIHW of any valid geometry --------------------------------------
+def _conv_version():
+    """The conv kernels to run: 2 (TF32 tensor cores) when the user allows TF32
+    (tilegrad.set_float32_matmul_precision("high"), as PyTorch's cuDNN convolutions), else 1 (float32)."""
+    return 2 if precision.allow_tf32() else 1
+
+
 def conv2d(x, w, stride, padding, dilation, groups):
     geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
     if x.dtype != F32 or w.dtype != F32 or geo is None:
         return REF["conv2d"](x, w, stride, padding, dilation, groups)
     out = _cupy().empty(geo[3], F32)
-    _cuda.conv2d(_c(x), _c(w), *geo[:3], groups, out, stream=_stream())
+    _cuda.conv2d(_c(x), _c(w), *geo[:3], groups, out, stream=_stream(), version=_conv_version())
     return out
 
 
@@ -295,7 +301,7 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
     if gy.dtype != F32 or w.dtype != F32 or geo is None or geo[3] != gy.shape:
         return REF["conv2d_backward_input"](gy, w, x_shape, stride, padding, dilation, groups)
     gx = _cupy().empty(x_shape, F32)
-    _cuda.conv2d_backward_input(_c(gy), _c(w), *geo[:3], groups, gx, stream=_stream())
+    _cuda.conv2d_backward_input(_c(gy), _c(w), *geo[:3], groups, gx, stream=_stream(), version=_conv_version())
     return gx
 
 
@@ -305,10 +311,12 @@ def conv2d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
     if gy.dtype != F32 or x.dtype != F32 or geo is None or geo[3] != gy.shape:
         return REF["conv2d_backward_weight"](gy, x, w_shape, stride, padding, dilation, groups)
     cp = _cupy()
+    version = _conv_version()
     gw = cp.empty(w_shape, F32)
-    need = _cuda.conv2d_backward_weight_workspace(x.shape, w_shape, *geo[:3], groups)
+    need = _cuda.conv2d_backward_weight_workspace(x.shape, w_shape, *geo[:3], groups, version=version)
     workspace = cp.empty(need, F32) if need else None  # from CuPy's pool, freed back to it
-    _cuda.conv2d_backward_weight(_c(gy), _c(x), *geo[:3], groups, gw, stream=_stream(), workspace=workspace)
+    _cuda.conv2d_backward_weight(_c(gy), _c(x), *geo[:3], groups, gw, stream=_stream(), workspace=workspace,
+                                 version=version)
     return gw
 
 

@@ -50,6 +50,7 @@ namespace emu {
 struct Warp {
   std::barrier<> bar{32};
   uint64_t slot[32];
+  alignas(16) unsigned char wide[32][64];  // warp_all_gather's exchange
 };
 
 struct Block {
@@ -77,6 +78,21 @@ inline T shuffle(T v, int src) {
   T out;
   std::memcpy(&out, &got, sizeof(T));
   return out;
+}
+
+// The calling thread's lane in its warp (threads numbered x fastest, warps of 32 linear ids).
+inline int lane_id() { return t_linear % 32; }
+
+// all[i] = lane i's v for every lane of the warp: one exchange (two warp barriers) where
+// shuffles would take one each per 8 bytes (the emulated mma instructions use this).
+template <typename T>
+inline void warp_all_gather(const T& v, T (&all)[32]) {
+  Warp& w = t_block->warps[t_linear / 32];
+  static_assert(sizeof(T) <= sizeof(w.wide[0]), "warp_all_gather of a wide type");
+  std::memcpy(w.wide[t_linear % 32], &v, sizeof(T));
+  w.bar.arrive_and_wait();
+  for (int i = 0; i < 32; ++i) std::memcpy(&all[i], w.wide[i], sizeof(T));
+  w.bar.arrive_and_wait();
 }
 
 template <typename F>
@@ -130,6 +146,10 @@ inline T __shfl_xor_sync(unsigned, T v, int mask) {
 }
 inline int atomicOr(int* p, int v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
 inline int cudaGetLastError() { return 0; }
+inline int cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t = nullptr) {
+  std::memset(p, value, bytes);
+  return 0;
+}
 template <typename K>
 inline int cudaFuncSetAttribute(K, cudaFuncAttribute, int) {
   return 0;

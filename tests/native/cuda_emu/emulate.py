@@ -73,12 +73,12 @@ def build(sources, out_dir, sanitize=True):
     return lib
 
 
-def build_race_driver(sources, out_dir):
-    """race_driver.cpp linked with the kernels under ThreadSanitizer: out_dir/race_driver. With
-    every __syncthreads and shuffle a barrier, a shared-memory access that a missing barrier
-    leaves unordered is reported as a data race."""
+def build_race_driver(sources, out_dir, driver="race_driver.cpp"):
+    """`driver` (a file here: race_driver.cpp, race_driver_conv.cpp) linked with the kernels under
+    ThreadSanitizer: out_dir/race_driver. With every __syncthreads and shuffle a barrier, a
+    shared-memory access that a missing barrier leaves unordered is reported as a data race."""
     files, flags = _prepare(sources, out_dir)
     exe = Path(out_dir) / "race_driver"
-    subprocess.run(["g++", *flags, "-fsanitize=thread", *files, str(HERE / "race_driver.cpp"), "-o", str(exe)],
+    subprocess.run(["g++", *flags, "-fsanitize=thread", *files, str(HERE / driver), "-o", str(exe)],
                    check=True)
     return exe
