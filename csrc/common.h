@@ -3,6 +3,7 @@
 // exceptions with messages that name the function ("tilegrad._cpu.matmul: ...").
 #pragma once
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
@@ -221,5 +222,86 @@ inline void check_inplace_ok(const char* fn, const char* in_name, const void* in
   }
 }
 
+// ---- scalar arguments (shared by both modules) ------------------------------------------
+
+inline std::string type_name(const py::handle& obj) {
+  return py::str(py::type::of(obj).attr("__name__"));
+}
+
+// Python int (or an object with __index__, e.g. numpy.int64), but not bool.
+inline bool as_pylong(const py::handle& obj, py::object* out) {
+  if (PyBool_Check(obj.ptr())) return false;
+  PyObject* idx = PyNumber_Index(obj.ptr());
+  if (idx == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  *out = py::reinterpret_steal<py::object>(idx);
+  return true;
+}
+
+// An int that fits int64 into *out; false for anything else (overflow included).
+inline bool to_int64(const py::handle& obj, int64_t* out) {
+  py::object v;
+  if (!as_pylong(obj, &v)) return false;
+  int overflow = 0;
+  long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+  if (overflow != 0 || (x == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    return false;
+  }
+  *out = x;
+  return true;
+}
+
+// Arrays (NumPy or CUDA, which may have __index__ / __float__) are never scalars here.
+inline bool is_array(const py::handle& obj) {
+  return py::isinstance<py::array>(obj) || py::hasattr(obj, "__cuda_array_interface__");
+}
+
+inline int64_t check_int(const char* fn, const char* name, const py::object& obj) {
+  int64_t v = 0;
+  if (PyBool_Check(obj.ptr()) || is_array(obj) || !to_int64(obj, &v)) {
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be an int (fitting int64), got " +
+                         type_name(obj));
+  }
+  return v;
+}
+
+inline double check_real(const char* fn, const char* name, const py::object& obj) {
+  PyObject* o = obj.ptr();
+  const bool number = !is_array(obj) && !PyComplex_Check(o) &&
+                      (PyFloat_Check(o) || PyIndex_Check(o) || PyObject_HasAttrString(o, "__float__"));
+  if (PyBool_Check(o) || !number) {
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a real number, got " +
+                         type_name(obj));
+  }
+  return py::float_(obj).cast<double>();
+}
+
+inline bool check_bool(const char* fn, const char* name, const py::object& obj) {
+  if (!PyBool_Check(obj.ptr())) {
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a bool, got " + type_name(obj));
+  }
+  return obj.ptr() == Py_True;
+}
+
+// A (tuple or list) pair of ints, each >= min: stride, padding, dilation, kernel size.
+inline std::pair<int64_t, int64_t> check_pair(const char* fn, const char* name, const py::object& obj, int64_t min) {
+  if (!(py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) || py::len(obj) != 2) {
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a pair of ints, got " +
+                         std::string(py::repr(obj)));
+  }
+  auto seq = py::reinterpret_borrow<py::sequence>(obj);
+  const int64_t a = check_int(fn, name, seq[0]);
+  const int64_t b = check_int(fn, name, seq[1]);
+  if (a < min || b < min) {
+    throw py::value_error(std::string(fn) + ": argument '" + name + "' must be >= " + std::to_string(min) +
+                          ", got (" + std::to_string(a) + ", " + std::to_string(b) + ")");
+  }
+  return {a, b};
+}
+
 }  // namespace glue
 }  // namespace tg
+

@@ -17,6 +17,10 @@ namespace cpu_glue {
 
 namespace py = pybind11;
 using tg::glue::Shape;
+using tg::glue::check_bool;
+using tg::glue::check_int;
+using tg::glue::check_pair;
+using tg::glue::check_real;
 
 inline constexpr int kNpyAligned = 0x0100;  // NPY_ARRAY_ALIGNED
 
@@ -62,38 +66,10 @@ inline Arg check_array(const char* fn, const char* name, const py::object& obj, 
 inline const float* cdata(const Arg& a) { return static_cast<const float*>(a.arr.data()); }
 inline float* mdata(Arg& a) { return static_cast<float*>(a.arr.mutable_data()); }
 
-// ---- scalar arguments -----------------------------------------------------------------
-
-inline int64_t check_int(const char* fn, const char* name, const py::object& obj) {
-  // (ndarrays have __index__ too, but are not scalars)
-  if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()) || py::isinstance<py::array>(obj)) {
-    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be an int, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
-  }
-  return py::int_(obj).cast<int64_t>();
-}
-
-inline bool check_bool(const char* fn, const char* name, const py::object& obj) {
-  if (!PyBool_Check(obj.ptr())) {
-    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a bool, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
-  }
-  return obj.ptr() == Py_True;
-}
-
-inline double check_double(const char* fn, const char* name, const py::object& obj) {
-  PyObject* o = obj.ptr();
-  const bool number = !py::isinstance<py::array>(o) && !PyComplex_Check(o) &&
-                      (PyFloat_Check(o) || PyIndex_Check(o) || PyObject_HasAttrString(o, "__float__"));
-  if (PyBool_Check(o) || !number) {
-    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a real number, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
-  }
-  return py::float_(obj).cast<double>();
-}
+// ---- scalar arguments (check_int, check_real, check_bool, check_pair: csrc/common.h) ----------
 
 inline float check_float(const char* fn, const char* name, const py::object& obj) {
-  return static_cast<float>(check_double(fn, name, obj));
+  return static_cast<float>(check_real(fn, name, obj));
 }
 
 // Outputs of the ops that do not work in place overlap no input and no other output.
@@ -117,23 +93,6 @@ inline void check_shape(const char* fn, const char* name, const Arg& a, const tg
     throw py::value_error(std::string(fn) + ": '" + name + "' must have shape " +
                           tg::glue::shape_str(want) + ", got " + tg::glue::shape_str(a.shape));
   }
-}
-
-
-inline std::pair<int64_t, int64_t> check_pair(const char* fn, const char* name, const py::object& obj,
-                                       int64_t min) {
-  if (!(py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) || py::len(obj) != 2) {
-    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a pair of ints, got " +
-                         std::string(py::str(py::repr(obj))));
-  }
-  auto seq = py::reinterpret_borrow<py::sequence>(obj);
-  const int64_t a = check_int(fn, name, seq[0]);
-  const int64_t b = check_int(fn, name, seq[1]);
-  if (a < min || b < min) {
-    throw py::value_error(std::string(fn) + ": argument '" + name + "' must be >= " + std::to_string(min) +
-                          ", got (" + std::to_string(a) + ", " + std::to_string(b) + ")");
-  }
-  return {a, b};
 }
 
 }  // namespace cpu_glue

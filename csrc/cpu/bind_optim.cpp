@@ -44,10 +44,10 @@ void adam_step(const py::object& p_obj, const py::object& g_obj, const py::objec
   std::vector<std::pair<const char*, const Arg*>> outs{{"param", &p}, {"exp_avg", &m}, {"exp_avg_sq", &v}};
   if (vmax != nullptr) outs.push_back({"max_exp_avg_sq", &keep[0]});
   check_disjoint(fn, outs, {{"grad", &g}});
-  tg::cpu::AdamStep h{check_double(fn, "lerp_weight", lerp_weight), check_double(fn, "decay", decay),
-                      check_double(fn, "weight_decay", weight_decay), check_double(fn, "beta2", beta2),
-                      check_double(fn, "bias2_sqrt", bias2_sqrt), check_double(fn, "eps", eps),
-                      check_double(fn, "step_size", step_size), check_bool(fn, "decoupled", decoupled),
+  tg::cpu::AdamStep h{check_real(fn, "lerp_weight", lerp_weight), check_real(fn, "decay", decay),
+                      check_real(fn, "weight_decay", weight_decay), check_real(fn, "beta2", beta2),
+                      check_real(fn, "bias2_sqrt", bias2_sqrt), check_real(fn, "eps", eps),
+                      check_real(fn, "step_size", step_size), check_bool(fn, "decoupled", decoupled),
                       check_bool(fn, "maximize", maximize)};
   float* pp = mdata(p);
   const float* gp = cdata(g);
@@ -71,8 +71,8 @@ void sgd_step(const py::object& p_obj, const py::object& g_obj, const py::object
   std::vector<std::pair<const char*, const Arg*>> outs{{"param", &p}};
   if (buf != nullptr) outs.push_back({"momentum_buffer", &keep[0]});
   check_disjoint(fn, outs, {{"grad", &g}});
-  tg::cpu::SgdStep h{check_double(fn, "lr", lr), check_double(fn, "momentum", momentum),
-                     check_double(fn, "dampening", dampening), check_double(fn, "weight_decay", weight_decay),
+  tg::cpu::SgdStep h{check_real(fn, "lr", lr), check_real(fn, "momentum", momentum),
+                     check_real(fn, "dampening", dampening), check_real(fn, "weight_decay", weight_decay),
                      check_bool(fn, "nesterov", nesterov), check_bool(fn, "maximize", maximize),
                      check_bool(fn, "first_step", first_step)};
   float* pp = mdata(p);

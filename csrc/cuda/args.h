@@ -19,6 +19,13 @@ namespace cuda_glue {
 
 namespace py = pybind11;
 using tg::glue::Shape;
+using tg::glue::as_pylong;
+using tg::glue::check_bool;
+using tg::glue::check_int;
+using tg::glue::check_pair;
+using tg::glue::check_real;
+using tg::glue::to_int64;
+using tg::glue::type_name;
 
 struct DevArray {
   Shape shape;
@@ -40,22 +47,6 @@ using DType = ArrayType;
 inline constexpr ArrayType kFloat32{"<f4", "float32", 4};
 inline constexpr ArrayType kInt64{"<i8", "int64", 8};  // pooling's indices, cross-entropy's targets
 
-inline std::string type_name(const py::handle& obj) {
-  return py::str(py::type::of(obj).attr("__name__"));
-}
-
-// Python int (or an object with __index__, e.g. numpy.int64), but not bool.
-inline bool as_pylong(const py::handle& obj, py::object* out) {
-  if (PyBool_Check(obj.ptr())) return false;
-  PyObject* idx = PyNumber_Index(obj.ptr());
-  if (idx == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  *out = py::reinterpret_steal<py::object>(idx);
-  return true;
-}
-
 // Reads a non-negative int into a uintptr_t; false when it is not one.
 inline bool to_uintptr(const py::handle& obj, uintptr_t* out) {
   py::object v;
@@ -66,19 +57,6 @@ inline bool to_uintptr(const py::handle& obj, uintptr_t* out) {
     return false;
   }
   *out = static_cast<uintptr_t>(u);
-  return true;
-}
-
-inline bool to_int64(const py::handle& obj, int64_t* out) {
-  py::object v;
-  if (!as_pylong(obj, &v)) return false;
-  int overflow = 0;
-  long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
-  if (overflow != 0 || (x == -1 && PyErr_Occurred())) {
-    PyErr_Clear();
-    return false;
-  }
-  *out = x;
   return true;
 }
 
@@ -233,58 +211,13 @@ inline void check_cuda(const char* fn, int err) {
 inline const float* cptr(const DevArray& d) { return reinterpret_cast<const float*>(d.ptr); }
 inline float* mptr(const DevArray& d) { return reinterpret_cast<float*>(d.ptr); }
 
-// ---- scalar arguments -----------------------------------------------------------------
-
-inline int64_t check_int(const char* fn, const char* name, const py::object& obj) {
-  int64_t v = 0;
-  // bools and arrays (which may have __index__) are not ints here
-  if (PyBool_Check(obj.ptr()) || py::isinstance<py::array>(obj) ||
-      py::hasattr(obj, "__cuda_array_interface__") || !to_int64(obj, &v)) {
-    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be an int, got " + type_name(obj));
-  }
-  return v;
-}
-
-inline double check_real(const char* fn, const char* name, const py::object& obj) {
-  PyObject* o = obj.ptr();
-  const bool array = py::isinstance<py::array>(obj) || py::hasattr(obj, "__cuda_array_interface__");
-  const bool number = !array && !PyComplex_Check(o) &&
-                      (PyFloat_Check(o) || PyIndex_Check(o) || PyObject_HasAttrString(o, "__float__"));
-  if (PyBool_Check(o) || !number) {
-    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a real number, got " +
-                         type_name(obj));
-  }
-  return py::float_(obj).cast<double>();
-}
-
-inline bool check_bool(const char* fn, const char* name, const py::object& obj) {
-  if (!PyBool_Check(obj.ptr())) {
-    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a bool, got " + type_name(obj));
-  }
-  return obj.ptr() == Py_True;
-}
+// ---- scalar arguments (check_int, check_real, check_bool, check_pair: csrc/common.h) ----------
 
 inline void check_shape(const char* fn, const char* name, const DevArray& a, const Shape& want) {
   if (a.shape != want) {
     throw py::value_error(std::string(fn) + ": '" + name + "' must have shape " + tg::glue::shape_str(want) +
                           ", got " + tg::glue::shape_str(a.shape));
   }
-}
-
-// A (tuple or list) pair of ints, each >= min: stride, padding, dilation, kernel size.
-inline std::pair<int64_t, int64_t> check_pair(const char* fn, const char* name, const py::object& obj, int64_t min) {
-  if (!(py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) || py::len(obj) != 2) {
-    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a pair of ints, got " +
-                         std::string(py::repr(obj)));
-  }
-  auto seq = py::reinterpret_borrow<py::sequence>(obj);
-  const int64_t a = check_int(fn, name, seq[0]);
-  const int64_t b = check_int(fn, name, seq[1]);
-  if (a < min || b < min) {
-    throw py::value_error(std::string(fn) + ": argument '" + name + "' must be >= " + std::to_string(min) +
-                          ", got (" + std::to_string(a) + ", " + std::to_string(b) + ")");
-  }
-  return {a, b};
 }
 
 // Outputs of the ops that do not work in place overlap no input and no other output.

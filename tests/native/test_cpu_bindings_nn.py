@@ -172,3 +172,13 @@ def test_cpu_conv2d_backward_shapes(fn, out):
     args["gy"] = flat[8:8 + 180].reshape(2, 6, 5, 3)
     with raises_naming(ValueError, fn, "_cpu", f"'{out}'", "'gy'", "share memory"):
         call_cpu(fn, args)
+
+
+@needs_cpu
+@pytest.mark.parametrize("dim", [2 ** 63, -(2 ** 64), True, np.zeros(1, np.int64)], ids=["2^63", "-2^64", "bool", "array"])
+def test_int_arguments_refuse_what_is_not_an_int64(dim):
+    # one checker (csrc/common.h) for both modules: bools, arrays and ints past int64 are refused
+    args = CPU_GOOD["softmax"]()
+    args["dim"] = dim
+    with raises_naming(TypeError, "softmax", "_cpu", "'dim'", "int"):
+        call_cpu("softmax", args)
