@@ -46,6 +46,11 @@ struct ArrayType {
 using DType = ArrayType;
 inline constexpr ArrayType kFloat32{"<f4", "float32", 4};
 inline constexpr ArrayType kInt64{"<i8", "int64", 8};  // pooling's indices, cross-entropy's targets
+inline constexpr ArrayType kFloat16{"<f2", "float16", 2};
+// bfloat16 arrives as raw bits: CUDA array producers without a bfloat16 type (CuPy) hand it
+// over as uint16 (or int16, e.g. a PyTorch bfloat16 tensor viewed as int16).
+inline constexpr ArrayType kBFloat16U{"<u2", "bfloat16 (as uint16)", 2};
+inline constexpr ArrayType kBFloat16I{"<i2", "bfloat16 (as int16)", 2};
 
 // Reads a non-negative int into a uintptr_t; false when it is not one.
 inline bool to_uintptr(const py::handle& obj, uintptr_t* out) {
@@ -210,6 +215,9 @@ inline void check_cuda(const char* fn, int err) {
 
 inline const float* cptr(const DevArray& d) { return reinterpret_cast<const float*>(d.ptr); }
 inline float* mptr(const DevArray& d) { return reinterpret_cast<float*>(d.ptr); }
+// The same for kernels that take several element types (the dtype is passed beside).
+inline const void* cvoid(const DevArray& d) { return reinterpret_cast<const void*>(d.ptr); }
+inline void* mvoid(const DevArray& d) { return reinterpret_cast<void*>(d.ptr); }
 
 // ---- scalar arguments (check_int, check_real, check_bool, check_pair: csrc/common.h) ----------
 

@@ -25,8 +25,6 @@ using namespace tg::cuda_glue;
 
 namespace {
 
-const ArrayType kFloat16{"<f2", "float16", 2};
-const ArrayType kBFloat16{"<u2", "bfloat16 (as uint16)", 2};
 const ArrayType kBool{"|b1", "bool", 1};
 
 constexpr int kSdpaDefault = 2;      // the tiled float32 kernels
@@ -79,7 +77,7 @@ void check_half_layout(const char* fn, const TgSdpa& a, const Named& arrays) {
 }
 
 const ArrayType& type_of(int dtype) {
-  static const ArrayType types[] = {kFloat32, kFloat16, kBFloat16};
+  static const ArrayType types[] = {kFloat32, kFloat16, kBFloat16U};
   return types[dtype];
 }
 
@@ -94,7 +92,7 @@ Inputs check_inputs(const char* fn, const py::object& q_obj, const py::object& k
                     const py::object& mask_obj, const py::object& causal_obj, const py::object& scale_obj,
                     const py::object& dtype_obj) {
   Inputs in;
-  in.q = check_typed_array(fn, "q", q_obj, false, {kFloat32, kFloat16, kBFloat16});
+  in.q = check_typed_array(fn, "q", q_obj, false, {kFloat32, kFloat16, kBFloat16U});
   const int dtype = resolve_dtype(fn, in.q, dtype_obj);
   in.k = check_typed_array(fn, "k", k_obj, false, {type_of(dtype)});
   in.v = check_typed_array(fn, "v", v_obj, false, {type_of(dtype)});
@@ -116,9 +114,9 @@ Inputs check_inputs(const char* fn, const py::object& q_obj, const py::object& k
   a.head_dim = q[2];
   a.v_dim = v[2];
   a.dtype = dtype;
-  a.q = reinterpret_cast<const void*>(in.q.ptr);
-  a.k = reinterpret_cast<const void*>(in.k.ptr);
-  a.v = reinterpret_cast<const void*>(in.v.ptr);
+  a.q = cvoid(in.q);
+  a.k = cvoid(in.k);
+  a.v = cvoid(in.v);
   a.mask_kind = TG_MASK_NONE;
   if (!mask_obj.is_none()) {
     in.mask = check_typed_array(fn, "mask", mask_obj, false, {kBool, kFloat32});
@@ -131,7 +129,7 @@ Inputs check_inputs(const char* fn, const py::object& q_obj, const py::object& k
                             " or 1 in any of those dims (broadcast), got " + tg::glue::shape_str(m));
     }
     in.has_mask = true;
-    a.mask = reinterpret_cast<const void*>(in.mask.ptr);
+    a.mask = cvoid(in.mask);
     a.mask_kind = in.mask.dtype == 0 ? TG_MASK_BOOL : TG_MASK_ADD;
     a.mask_stride_s = m[2] == 1 ? 0 : 1;
     a.mask_stride_l = m[1] == 1 ? 0 : m[2];
@@ -179,7 +177,7 @@ void sdpa_forward(const py::object& q, const py::object& k, const py::object& v,
   if (a.dtype != TG_DTYPE_F32) check_half_layout(fn, a, {{"q", &in.q}, {"k", &in.k}, {"v", &in.v}, {"out", &out}});
   void* stream = to_stream(fn, stream_obj);
   const int version = check_version(fn, version_obj, a.dtype);
-  a.out = reinterpret_cast<void*>(out.ptr);
+  a.out = mvoid(out);
   a.lse = mptr(lse);
   if (a.batch == 0 || a.q_len == 0) return;
   int err;
@@ -223,13 +221,13 @@ void sdpa_backward(const py::object& q, const py::object& k, const py::object& v
   }
   void* stream = to_stream(fn, stream_obj);
   const int version = check_version(fn, version_obj, a.dtype);
-  a.out = reinterpret_cast<void*>(out.ptr);
+  a.out = mvoid(out);
   a.lse = const_cast<float*>(cptr(lse));  // read only by the backward
-  a.gout = reinterpret_cast<const void*>(gout.ptr);
+  a.gout = cvoid(gout);
   a.delta = mptr(delta);
-  a.gq = reinterpret_cast<void*>(gq.ptr);
-  a.gk = reinterpret_cast<void*>(gk.ptr);
-  a.gv = reinterpret_cast<void*>(gv.ptr);
+  a.gq = mvoid(gq);
+  a.gk = mvoid(gk);
+  a.gv = mvoid(gv);
   if (a.batch == 0 || (a.q_len == 0 && a.kv_len == 0)) return;
   int err;
   {

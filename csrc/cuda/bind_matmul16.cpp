@@ -21,13 +21,9 @@ using namespace tg::cuda_glue;
 
 namespace {
 
-const ArrayType kHalf{"<f2", "float16", 2};
-const ArrayType kBf16U{"<u2", "bfloat16 (as uint16)", 2};
-const ArrayType kBf16I{"<i2", "bfloat16 (as int16)", 2};
-
 // One 16-bit array of the call's type: float16, or bfloat16 bits when `bf16`.
 DevArray check_half(const char* fn, const char* name, const py::object& obj, bool is_out, bool bf16) {
-  DevArray d = check_typed_array(fn, name, obj, is_out, {kHalf, kBf16U, kBf16I});
+  DevArray d = check_typed_array(fn, name, obj, is_out, {kFloat16, kBFloat16U, kBFloat16I});
   if (bf16 && d.dtype == 0) {
     throw py::type_error(std::string(fn) + ": argument '" + name + "' is float16 but bfloat16=True (bfloat16 "
                          "arrays are passed as their raw bits, uint16 or int16)");
@@ -104,10 +100,10 @@ void matmul_half(const py::object& a_obj, const py::object& b_obj, const py::obj
   args.trans_a = trans_a;
   args.trans_b = trans_b;
   args.activation = act;
-  args.a = reinterpret_cast<const void*>(a.ptr);
-  args.b = reinterpret_cast<const void*>(b.ptr);
-  args.bias = has_bias ? reinterpret_cast<const void*>(bias.ptr) : nullptr;
-  args.out = reinterpret_cast<void*>(out.ptr);
+  args.a = cvoid(a);
+  args.b = cvoid(b);
+  args.bias = has_bias ? cvoid(bias) : nullptr;
+  args.out = mvoid(out);
   if (out.size == 0) return;
   int err;
   {

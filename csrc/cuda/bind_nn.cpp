@@ -22,7 +22,7 @@ namespace {
 
 // The element types of the softmax and activation kernels, in TG_DTYPE order (index 0 is
 // TG_DTYPE_F32, 1 TG_DTYPE_F16): every array of one call has the first array's type.
-const std::vector<ArrayType> kFloatTypes{kFloat32, ArrayType{"<f2", "float16", 2}};
+const std::vector<ArrayType> kFloatTypes{kFloat32, kFloat16};
 
 DevArray float_array(const char* fn, const char* name, const py::object& obj, bool is_out, const DevArray* first) {
   DevArray a = check_typed_array(fn, name, obj, is_out, kFloatTypes);
@@ -32,9 +32,6 @@ DevArray float_array(const char* fn, const char* name, const py::object& obj, bo
   }
   return a;
 }
-
-const void* cvoid(const DevArray& d) { return reinterpret_cast<const void*>(d.ptr); }
-void* mvoid(const DevArray& d) { return reinterpret_cast<void*>(d.ptr); }
 
 // ---- softmax / log_softmax ------------------------------------------------------------
 

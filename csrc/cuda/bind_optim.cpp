@@ -53,7 +53,7 @@ ArrayList check_array_list(const char* fn, const char* name, const py::object& o
                             std::to_string(i) + "]' " + tg::glue::shape_str((*like)[i].shape) + ", got " +
                             tg::glue::shape_str(a.shape));
     }
-    out.ptrs.push_back(reinterpret_cast<void*>(a.ptr));
+    out.ptrs.push_back(mvoid(a));
     ++i;
   }
   return out;
