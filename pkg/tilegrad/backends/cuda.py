@@ -14,7 +14,7 @@ import numpy as np
 
 from . import precision, reference
 from .native import (F32, I64, conv_geometry, divisor_override_covered, elementwise_covered, layer_norm_covered,
-                     pool_geometry)
+                     pool_geometry, softmax_covered)
 
 try:
     from tilegrad import _cuda
@@ -22,6 +22,7 @@ except ImportError:  # built without a CUDA compiler: reference kernels on CuPy
     _cuda = None
 
 F16 = np.dtype(np.float16)
+HALF_OK = (F32, F16)  # the dtypes of the softmax, activation and layer-norm kernels
 KERNELS = dict(reference.KERNELS)
 REF = reference.KERNELS  # the reference kernels by name (the nn ones are not module attributes)
 
@@ -117,17 +118,6 @@ def matmul(a, b):
 # ---- softmax / log_softmax and the activations: float32 or float16 --------------------------
 
 
-def _float_covered(*arrays):
-    """float32 or float16 arrays of one dtype and one shape (the softmax and activation kernels
-    compute float16 in float32 and round once on the store)."""
-    first = arrays[0]
-    return first.dtype in (F32, F16) and all(a.dtype == first.dtype and a.shape == first.shape for a in arrays)
-
-
-def _dim_ok(x, dim):
-    return x.ndim >= 1 and isinstance(dim, (int, np.integer)) and -x.ndim <= dim < x.ndim
-
-
 def linear(x, w, b, activation="none"):
     """activation(x @ w^T + b) as one kernel (float32, or float16 on the tensor cores): w (N, K)
     read in place (trans_b), the bias and activation applied as the output is stored. Other
@@ -158,7 +148,7 @@ def bias_act(y, b, dim, activation):
 # ---- softmax / log_softmax: any dim (the kernels take (outer, n, inner) layouts) ----------
 def _softmax(native, ref):
     def kernel(x, dim):
-        if not (_float_covered(x) and _dim_ok(x, dim)):
+        if not softmax_covered(x, dim, HALF_OK):
             return ref(x, dim)
         x = _c(x)
         out = _cupy().empty_like(x)
@@ -170,7 +160,7 @@ def _softmax(native, ref):
 
 def _softmax_backward(native, ref):
     def kernel(y, gy, dim):
-        if not (_float_covered(y, gy) and _dim_ok(y, dim)):
+        if not (elementwise_covered(y, gy, dtypes=HALF_OK) and softmax_covered(y, dim, HALF_OK)):
             return ref(y, gy, dim)
         y, gy = _c(y), _c(gy)
         out = _cupy().empty_like(y)
@@ -182,7 +172,7 @@ def _softmax_backward(native, ref):
 
 def _unary(native, ref):
     def kernel(x):
-        if not _float_covered(x):
+        if not elementwise_covered(x, dtypes=HALF_OK):
             return ref(x)
         x = _c(x)
         out = _cupy().empty_like(x)
@@ -194,7 +184,7 @@ def _unary(native, ref):
 
 def _binary(native, ref):
     def kernel(a, gy):
-        if not _float_covered(a, gy):
+        if not elementwise_covered(a, gy, dtypes=HALF_OK):
             return ref(a, gy)
         a, gy = _c(a), _c(gy)
         out = _cupy().empty_like(a)
@@ -205,7 +195,7 @@ def _binary(native, ref):
 
 
 def gelu(x, approximate):
-    if not _float_covered(x) or approximate not in ("none", "tanh"):
+    if not elementwise_covered(x, dtypes=HALF_OK) or approximate not in ("none", "tanh"):
         return REF["gelu"](x, approximate)
     x = _c(x)
     out = _cupy().empty_like(x)
@@ -214,7 +204,7 @@ def gelu(x, approximate):
 
 
 def gelu_backward(x, gy, approximate):
-    if not _float_covered(x, gy) or approximate not in ("none", "tanh"):
+    if not elementwise_covered(x, gy, dtypes=HALF_OK) or approximate not in ("none", "tanh"):
         return REF["gelu_backward"](x, gy, approximate)
     x, gy = _c(x), _c(gy)
     out = _cupy().empty_like(x)
@@ -223,7 +213,7 @@ def gelu_backward(x, gy, approximate):
 
 
 def leaky_relu(x, slope):
-    if not _float_covered(x):
+    if not elementwise_covered(x, dtypes=HALF_OK):
         return REF["leaky_relu"](x, slope)
     x = _c(x)
     out = _cupy().empty_like(x)
@@ -232,7 +222,7 @@ def leaky_relu(x, slope):
 
 
 def leaky_relu_backward(x, gy, slope):
-    if not _float_covered(x, gy):
+    if not elementwise_covered(x, gy, dtypes=HALF_OK):
         return REF["leaky_relu_backward"](x, gy, slope)
     x, gy = _c(x), _c(gy)
     out = _cupy().empty_like(x)
@@ -247,7 +237,7 @@ def _stat_shape(x, n_dims):
 
 def layer_norm(x, weight, bias, n_dims, eps):
     """float32 or float16 x, weight, bias (one dtype); mean and rstd are float32 always."""
-    if not layer_norm_covered(x, n_dims, weight, bias, dtypes=(F32, F16)):
+    if not layer_norm_covered(x, n_dims, weight, bias, dtypes=HALF_OK):
         return REF["layer_norm"](x, weight, bias, n_dims, eps)
     cp = _cupy()
     x = _c(x)
@@ -261,7 +251,7 @@ def layer_norm(x, weight, bias, n_dims, eps):
 
 
 def layer_norm_backward(x, weight, mean, rstd, gy, n_dims):
-    if not layer_norm_covered(x, n_dims, weight, None, gy, dtypes=(F32, F16)) or mean.dtype != F32 \
+    if not layer_norm_covered(x, n_dims, weight, None, gy, dtypes=HALF_OK) or mean.dtype != F32 \
             or rstd.dtype != F32 \
             or mean.shape != _stat_shape(x, n_dims) or rstd.shape != _stat_shape(x, n_dims):
         return REF["layer_norm_backward"](x, weight, mean, rstd, gy, n_dims)

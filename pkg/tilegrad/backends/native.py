@@ -8,13 +8,10 @@ F32 = np.dtype(np.float32)
 I64 = np.dtype(np.int64)
 
 
-def elementwise_covered(*arrays):
-    """float32 arrays of one shape."""
-    shape = arrays[0].shape
-    for a in arrays:
-        if a.dtype != F32 or a.shape != shape:
-            return False
-    return True
+def elementwise_covered(*arrays, dtypes=(F32,)):
+    """Arrays of one shape and one dtype, one of ``dtypes`` (float32 unless given)."""
+    first = arrays[0]
+    return first.dtype in dtypes and all(a.dtype == first.dtype and a.shape == first.shape for a in arrays)
 
 
 def matmul_covered(a, b):
@@ -23,9 +20,10 @@ def matmul_covered(a, b):
         and (a.ndim == 2 or a.shape[0] == b.shape[0])
 
 
-def softmax_covered(x, dim):
-    """float32 arrays of at least one dim, reduced along one int dim in range."""
-    return x.dtype == F32 and x.ndim >= 1 and isinstance(dim, (int, np.integer)) and -x.ndim <= dim < x.ndim
+def softmax_covered(x, dim, dtypes=(F32,)):
+    """Arrays of one of ``dtypes`` (float32 unless given) and at least one dim, reduced along one
+    int dim in range."""
+    return x.dtype in dtypes and x.ndim >= 1 and isinstance(dim, (int, np.integer)) and -x.ndim <= dim < x.ndim
 
 
 def layer_norm_covered(x, n_dims, weight=None, bias=None, gy=None, dtypes=(F32,)):
