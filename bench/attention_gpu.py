@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+import bfloat16_bits  # bench/, the script's own folder
+
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -42,21 +44,23 @@ def time_ms(cp, fn, repeats):
     return float(np.median(times))
 
 
-def tilegrad_fns(cp, _cuda, q, k, v, causal, version):
+def tilegrad_fns(cp, _cuda, q, k, v, causal, version=0, dtype="float32"):
+    """forward and forward+backward of the kernels on (B, L, D) arrays of `dtype` (float32, or
+    the 16-bit inputs of the tensor-core kernels: see to_bits)."""
     B, L, D = q.shape
     scale = 1 / math.sqrt(D)
     out, lse = cp.empty_like(q), cp.empty((B, L), cp.float32)
-    gout = cp.asarray(np.random.default_rng(1).standard_normal(q.shape, np.float32))
+    gout = to_bits(cp, cp.asarray(np.random.default_rng(1).standard_normal(q.shape, np.float32)), dtype)
     gq, gk, gv, delta = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v), cp.empty((B, L), cp.float32)
     stream = cp.cuda.get_current_stream().ptr
 
     def forward():
-        _cuda.sdpa_forward(q, k, v, None, causal, scale, out, lse, stream=stream, version=version)
+        _cuda.sdpa_forward(q, k, v, None, causal, scale, out, lse, stream=stream, version=version, dtype=dtype)
 
     def both():
         forward()
         _cuda.sdpa_backward(q, k, v, None, causal, scale, out, lse, gout, delta, gq, gk, gv, stream=stream,
-                            version=version)
+                            version=version, dtype=dtype)
     return forward, both, (out, gq, gk, gv), gout
 
 
@@ -84,7 +88,9 @@ def check(cp, _cuda, version, causal, D):
             raise SystemExit(f"v{version} causal={causal}: {name} off by {err:.2e} (relative to its max); not timed")
 
 
-def torch_fns(q, k, v, causal):
+def torch_fns(cp, q, k, v, causal, dtype="float32"):
+    """PyTorch's SDPA on the same (B, H, S, D) data (its flash backend for the 16-bit dtypes;
+    float32 without TF32)."""
     try:
         import torch
     except ImportError:
@@ -92,57 +98,7 @@ def torch_fns(q, k, v, causal):
     if not torch.cuda.is_available():
         return None
     torch.backends.cuda.matmul.allow_tf32 = False
-    tq, tk, tv = (torch.as_tensor(a, device="cuda").detach().requires_grad_(True) for a in (q, k, v))
-    gout = torch.randn_like(tq)
-    sdpa = torch.nn.functional.scaled_dot_product_attention
 
-    def forward():
-        with torch.no_grad():
-            sdpa(tq, tk, tv, is_causal=causal)
-
-    def both():
-        sdpa(tq, tk, tv, is_causal=causal).backward(gout)
-    return forward, both
-
-
-def to_bits(cp, x, dtype):
-    """float32 CuPy array -> the kernel's 16-bit input: float16, or bfloat16 bits (uint16)."""
-    if dtype == "float16":
-        return x.astype(cp.float16)
-    w = x.astype(cp.float32).view(cp.uint32).astype(cp.uint64)
-    return ((w + 0x7FFF + ((w >> 16) & 1)) >> 16).astype(cp.uint16)
-
-
-def from_bits(cp, x, dtype):
-    return x.astype(cp.float32) if dtype == "float16" else (x.astype(cp.uint32) << 16).view(cp.float32)
-
-
-def half_fns(cp, _cuda, q, k, v, causal, dtype):
-    """forward and forward+backward of the tensor-core kernels (v3) on 16-bit (B, L, D) arrays."""
-    B, L, D = q.shape
-    scale, stream = 1 / math.sqrt(D), cp.cuda.get_current_stream().ptr
-    out, lse = cp.empty_like(q), cp.empty((B, L), cp.float32)
-    gout = to_bits(cp, cp.asarray(np.random.default_rng(1).standard_normal(q.shape, np.float32)), dtype)
-    gq, gk, gv, delta = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v), cp.empty((B, L), cp.float32)
-
-    def forward():
-        _cuda.sdpa_forward(q, k, v, None, causal, scale, out, lse, stream=stream, dtype=dtype)
-
-    def both():
-        forward()
-        _cuda.sdpa_backward(q, k, v, None, causal, scale, out, lse, gout, delta, gq, gk, gv, stream=stream,
-                            dtype=dtype)
-    return forward, both, (out, gq, gk, gv), gout
-
-
-def half_torch_fns(cp, q, k, v, causal, dtype):
-    """PyTorch's SDPA (its flash backend for these dtypes) on the same 16-bit data, (B, H, S, D)."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    if not torch.cuda.is_available():
-        return None
     def as_torch(x):
         t = torch.as_tensor(x.view(cp.int16) if dtype == "bfloat16" else x, device="cuda")
         return (t.view(torch.bfloat16) if dtype == "bfloat16" else t).detach().requires_grad_(True)
@@ -159,11 +115,22 @@ def half_torch_fns(cp, q, k, v, causal, dtype):
     return forward, both
 
 
+def to_bits(cp, x, dtype):
+    """float32 CuPy array -> the kernels' input of `dtype`: float32, float16, or bfloat16 bits."""
+    if dtype == "bfloat16":
+        return bfloat16_bits.to_bits(cp, x)
+    return x.astype(cp.float16 if dtype == "float16" else cp.float32)
+
+
+def from_bits(cp, x, dtype):
+    return bfloat16_bits.to_float32(cp, x) if dtype == "bfloat16" else x.astype(cp.float32)
+
+
 def half_check(cp, _cuda, dtype, causal, D):
     """The 16-bit kernels against a float64 reference of the rounded inputs (B2 L333)."""
     rng = np.random.default_rng(0)
     q, k, v = (to_bits(cp, cp.asarray(rng.standard_normal((2, 333, D), np.float32)), dtype) for _ in range(3))
-    _, both, got, gout = half_fns(cp, _cuda, q, k, v, causal, dtype)
+    _, both, got, gout = tilegrad_fns(cp, _cuda, q, k, v, causal, dtype=dtype)
     both()
     want = reference(cp, *(from_bits(cp, a, dtype) for a in (q, k, v)), causal, from_bits(cp, gout, dtype))
     tol = 1e-2 if dtype == "bfloat16" else 2e-3
@@ -180,9 +147,9 @@ def half_main(cp, _cuda, args, B, H, S, D):
         q, k, v = (to_bits(cp, cp.asarray(rng.standard_normal((B * H, S, D), np.float32)), args.dtype)
                    for _ in range(3))
         flops = 4 * B * H * S * S * D / (2 if causal else 1)
-        forward, both, _, _ = half_fns(cp, _cuda, q, k, v, causal, args.dtype)
+        forward, both, _, _ = tilegrad_fns(cp, _cuda, q, k, v, causal, dtype=args.dtype)
         rows = [("tilegrad v3", time_ms(cp, forward, args.repeats), time_ms(cp, both, args.repeats))]
-        peer = half_torch_fns(cp, *(a.reshape(B, H, S, D) for a in (q, k, v)), causal, args.dtype)
+        peer = torch_fns(cp, *(a.reshape(B, H, S, D) for a in (q, k, v)), causal, args.dtype)
         if peer is not None:
             rows.append(("torch sdpa", time_ms(cp, peer[0], args.repeats), time_ms(cp, peer[1], args.repeats)))
         print(f"causal={causal}")
@@ -213,7 +180,7 @@ def main():
             check(cp, _cuda, version, causal, D)
             forward, both, _, _ = tilegrad_fns(cp, _cuda, q, k, v, causal, version)
             rows.append((f"tilegrad v{version}", time_ms(cp, forward, args.repeats), time_ms(cp, both, args.repeats)))
-        peer = torch_fns(q.reshape(B, H, S, D), k.reshape(B, H, S, D), v.reshape(B, H, S, D), causal)
+        peer = torch_fns(cp, q.reshape(B, H, S, D), k.reshape(B, H, S, D), v.reshape(B, H, S, D), causal)
         if peer is not None:
             # PyTorch and CuPy both launch on the legacy default stream here, so CuPy's events time it.
             forward, both = peer

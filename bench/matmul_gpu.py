@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 
+import bfloat16_bits  # bench/, the script's own folder
+
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -26,16 +28,6 @@ def parse_args():
     p.add_argument("--only", default="fp32,tf32,f16,bf16")
     p.add_argument("--json", help="write the rows here as JSON")
     return p.parse_args()
-
-
-def bf16_bits(cp, x):
-    """float32 CuPy array -> bfloat16 bits (uint16), rounded to nearest even."""
-    w = x.astype(cp.float32).view(cp.uint32).astype(cp.uint64)
-    return ((w + 0x7FFF + ((w >> 16) & 1)) >> 16).astype(cp.uint16)
-
-
-def from_bf16_bits(cp, bits):
-    return (bits.astype(cp.uint32) << 16).view(cp.float32)
 
 
 class Kind:
@@ -61,7 +53,8 @@ def kinds(cp, _cuda):
 
     f32 = dict(make=lambda x: x.astype(cp.float32), back=lambda x: x.astype(cp.float64))
     f16 = dict(make=lambda x: x.astype(cp.float16), back=lambda x: x.astype(cp.float64))
-    bf16 = dict(make=lambda x: bf16_bits(cp, x), back=lambda x: from_bf16_bits(cp, x).astype(cp.float64))
+    bf16 = dict(make=lambda x: bfloat16_bits.to_bits(cp, x),
+                back=lambda x: bfloat16_bits.to_float32(cp, x).astype(cp.float64))
     return {
         "fp32": [Kind("tilegrad fp32 v1", run=f32_run(1), rtol=1e-5, **f32),
                  Kind("tilegrad fp32 v2", run=f32_run(2), rtol=1e-5, **f32)],
