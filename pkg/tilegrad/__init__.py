@@ -6,7 +6,8 @@
     x.grad.shape  # (3, 4)
 """
 from . import autograd, cuda, dtypes, ops  # noqa: F401
-from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .autograd import (Function, enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,  # noqa: F401
+                       no_grad, set_grad_enabled)
 from .backends import kernels  # noqa: F401
 from .backends.precision import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 from .creation import (arange, empty, empty_like, from_dlpack, from_numpy, full, full_like, linspace, ones,  # noqa: F401

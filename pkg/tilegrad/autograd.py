@@ -19,6 +19,7 @@ from .device import device_of
 class _State(threading.local):
     """Grad mode is per thread, as in PyTorch; a new thread starts with it on."""
     grad_enabled = True
+    inference = False  # inside inference_mode()
     anomaly = False  # detect_anomaly(): check every op's outputs and gradients for NaN/Inf
 
 
@@ -29,10 +30,6 @@ def is_grad_enabled():
     return _state.grad_enabled
 
 
-def set_grad_enabled(mode):
-    _state.grad_enabled = bool(mode)
-
-
 class _GradMode:
     """Context manager and decorator that sets grad mode for its block."""
 
@@ -40,27 +37,90 @@ class _GradMode:
 
     def __enter__(self):
         self._prev = is_grad_enabled()
-        set_grad_enabled(self.mode)
+        _state.grad_enabled = self.mode
 
     def __exit__(self, *exc):
-        set_grad_enabled(self._prev)
+        _state.grad_enabled = self._prev
 
     def __call__(self, fn):
         import functools
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with type(self)():
+            with self._fresh():
                 return fn(*args, **kwargs)
         return wrapper
 
+    def _fresh(self):
+        """A new manager of the same mode, so nested and concurrent calls each keep their own
+        previous state."""
+        return type(self)()
 
-class no_grad(_GradMode):  # noqa: N801 - PyTorch's name
+
+class _BareDecorator(_GradMode):
+    """Also usable as a decorator without parentheses (``@no_grad``), as in PyTorch."""
+
+    def __new__(cls, fn=None):
+        if fn is None:
+            return super().__new__(cls)
+        return cls()(fn)
+
+
+class no_grad(_BareDecorator):  # noqa: N801 - PyTorch's name
     mode = False
 
 
-class enable_grad(_GradMode):  # noqa: N801
+class enable_grad(_BareDecorator):  # noqa: N801
     mode = True
+
+
+class inference_mode(_GradMode):  # noqa: N801 - PyTorch's name
+    """``torch.inference_mode(mode=True)``: in tilegrad the same as ``no_grad`` (no graph is
+    recorded); ``mode=False`` changes nothing. Tensors made inside are ordinary tensors (PyTorch
+    marks them as inference tensors and refuses them in autograd later)."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # @inference_mode without parentheses
+            return cls()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode=True):
+        self.inference = bool(mode)
+
+    def __enter__(self):
+        self._prev, self._prev_inference = _state.grad_enabled, _state.inference
+        if self.inference:
+            _state.grad_enabled, _state.inference = False, True
+
+    def __exit__(self, *exc):
+        _state.grad_enabled, _state.inference = self._prev, self._prev_inference
+
+    def _fresh(self):
+        return type(self)(self.inference)
+
+
+def is_inference_mode_enabled():
+    return _state.inference
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
+    """``set_grad_enabled(mode)`` sets grad mode at once; used as ``with set_grad_enabled(mode):``
+    it also restores the previous mode at the end of the block (PyTorch's two uses)."""
+
+    def __init__(self, mode):
+        self.mode = bool(mode)
+        self._prev = is_grad_enabled()
+        _state.grad_enabled = self.mode
+
+    def __enter__(self):
+        pass
+
+    def __call__(self, fn):
+        _state.grad_enabled = self._prev  # as a decorator it changes the mode only inside fn
+        return super().__call__(fn)
+
+    def _fresh(self):
+        return type(self)(self.mode)
 
 
 class detect_anomaly:  # noqa: N801 - PyTorch's name
@@ -95,7 +155,7 @@ def _check_finite(values, where, what):
 class TensorBase:
     """Storage plus autograd state; ``tilegrad.Tensor`` adds the user-facing methods."""
 
-    __slots__ = ("_data", "_device", "requires_grad", "_grad", "_node", "_out_idx", "__weakref__")
+    __slots__ = ("_data", "_device", "requires_grad", "_grad", "_node", "_out_idx", "_hooks", "__weakref__")
     # The class of tensors that ops and backward produce from this one: ``Tensor`` sets itself, so
     # an op on a subclass (``nn.Parameter``) gives a plain Tensor, as in PyTorch.
     _result_type = None
@@ -107,6 +167,7 @@ class TensorBase:
         self._grad = None
         self._node = node
         self._out_idx = out_idx
+        self._hooks = None  # a leaf's gradient hooks (register_hook); a non-leaf's live on its node
 
     @property
     def is_leaf(self):
@@ -141,6 +202,7 @@ class Function:
     _edges = ()
     _n_outputs = 1
     _retained = None
+    _hooks = None  # {output index: (tensor class, device, [hook, ...])}: register_hook on outputs
     _kernels = None
     same_device = True             # False for ops whose output lives elsewhere (ToDevice)
     non_differentiable_outputs = ()
@@ -308,17 +370,108 @@ def _accumulate_leaf(leaf, g, owned=False):
         leaf._grad = leaf._result_type(leaf._grad._data + g, leaf._device)
 
 
-def backward(tensors, grad_tensors=None, retain_graph=False):
-    """Accumulate d(tensors)/d(leaves) into the leaves' ``.grad`` (``torch.autograd.backward``)."""
+class RemovableHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` unregisters the hook."""
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def register_hook(tensor, hook):
+    """``tensor.register_hook(hook)``: ``hook(grad)`` runs when the gradient of ``tensor`` has
+    been computed, and may return a tensor that replaces it (None keeps it)."""
+    if not tensor.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if not callable(hook):
+        raise TypeError(f"register_hook expects a callable, got {type(hook).__name__}")
+    if tensor._node is None:
+        if tensor._hooks is None:
+            tensor._hooks = []
+        hooks = tensor._hooks
+    else:
+        node = tensor._node
+        if node._hooks is None:
+            node._hooks = {}
+        # The node keeps what the hooks' tensors are made of: the output's class and device.
+        hooks = node._hooks.setdefault(tensor._out_idx, (tensor._result_type, tensor._device, []))[2]
+    hooks.append(hook)
+    return RemovableHandle(hooks, hook)
+
+
+def _run_hooks(hooks, g, tensor_type, device):
+    """Pass the gradient array ``g`` through the hooks, each seeing the previous one's result."""
+    for hook in list(hooks):
+        out = hook(tensor_type(g, device))
+        if out is None:
+            continue
+        data = out._data if isinstance(out, TensorBase) else out
+        if tuple(data.shape) != tuple(g.shape):
+            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
+                               f"{tuple(data.shape)}, expected {tuple(g.shape)}")
+        g = data.astype(g.dtype, copy=False)
+    return g
+
+
+class _Capture:
+    """What ``grad()`` collects instead of filling ``.grad``: the gradient of each input,
+    a leaf (found on an edge) or a non-leaf (an output of a node)."""
+
+    def __init__(self, inputs):
+        self.leaves = {}  # id(leaf tensor) -> positions
+        self.outputs = {}  # (node, output index) -> positions
+        for pos, t in enumerate(inputs):
+            if t._node is None:
+                self.leaves.setdefault(id(t), []).append(pos)
+            else:
+                self.outputs.setdefault((t._node, t._out_idx), []).append(pos)
+        self.inputs = inputs
+        self.results = [None] * len(inputs)
+
+    def add(self, positions, g):
+        for pos in positions:
+            self.results[pos] = g if self.results[pos] is None else self.results[pos] + g
+
+    def needed(self, roots):
+        """The nodes whose backward leads to an input: the only ones ``grad()`` has to run."""
+        nodes = {node for node, _ in self.outputs}
+        memo = {}
+        for root in roots:
+            stack = [(root, False)]
+            while stack:
+                node, children_done = stack.pop()
+                if node in memo:
+                    continue
+                if not children_done:
+                    stack.append((node, True))
+                    stack.extend((e[0], False) for e in node._edges
+                                 if e is not None and e[0] is not None and e[0] not in memo)
+                    continue
+                memo[node] = node in nodes or any(
+                    e is not None and ((e[0] is None and id(e[2]) in self.leaves) or (e[0] is not None and memo[e[0]]))
+                    for e in node._edges)
+        return {node for node, keep in memo.items() if keep}
+
+
+def _seed(tensors, grad_tensors, what):
+    """The roots of a backward pass: [(tensor, gradient array)], checked as PyTorch does."""
     if isinstance(tensors, TensorBase):
         tensors = (tensors,)
+    tensors = tuple(tensors)
     if grad_tensors is None or isinstance(grad_tensors, TensorBase):
         grad_tensors = (grad_tensors,) * len(tensors) if grad_tensors is None else (grad_tensors,)
-    grads = {}  # node -> list of accumulated output grads
-    roots = []
-    for t, g in zip(tensors, grad_tensors):
+    grad_tensors = tuple(grad_tensors)
+    if len(grad_tensors) != len(tensors):
+        raise RuntimeError(f"{what}: got {len(grad_tensors)} gradients for {len(tensors)} tensors")
+    seeds = []
+    for i, (t, g) in enumerate(zip(tensors, grad_tensors)):
+        if not isinstance(t, TensorBase):
+            raise TypeError(f"{what}: expected Tensors, got {type(t).__name__}")
         if not t.requires_grad:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
         if g is None:
             if t._data.size != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs; "
@@ -327,18 +480,89 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         else:
             g = g._data if isinstance(g, TensorBase) else g
             if tuple(g.shape) != tuple(t._data.shape):
-                raise RuntimeError(f"backward: gradient has shape {tuple(g.shape)} but the tensor has "
+                raise RuntimeError(f"{what}: gradient has shape {tuple(g.shape)} but the tensor has "
                                    f"shape {tuple(t._data.shape)}")
+        seeds.append((t, g))
+    return seeds
+
+
+def backward(tensors, grad_tensors=None, retain_graph=False):
+    """Accumulate d(tensors)/d(leaves) into the leaves' ``.grad`` (``torch.autograd.backward``)."""
+    grads = {}  # node -> list of accumulated output grads
+    roots = []
+    leaf_grads = {}
+    for t, g in _seed(tensors, grad_tensors, "backward"):
         if t._node is None:
-            _accumulate_leaf(t, g.astype(t._data.dtype, copy=False))
+            _add_leaf_grad(leaf_grads, t, g.astype(t._data.dtype, copy=False), False)
             continue
         slot = grads.setdefault(t._node, [None] * t._node._n_outputs)
         slot[t._out_idx] = g if slot[t._out_idx] is None else slot[t._out_idx] + g
         roots.append(t._node)
-    _run_graph(roots, grads, retain_graph)
+    _run_graph(roots, grads, retain_graph, leaf_grads=leaf_grads)
 
 
-def _run_graph(roots, grads, retain_graph):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
+         materialize_grads=False):
+    """``torch.autograd.grad``: the gradients of ``outputs`` with respect to ``inputs``, returned
+    as a tuple instead of accumulated into ``.grad`` (no ``.grad`` changes). Only the part of
+    the graph that leads to the inputs runs. Higher-order gradients (``create_graph=True``) are
+    not supported: tilegrad's backward works on raw arrays and records no graph."""
+    if create_graph:
+        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported: tilegrad's "
+                                  "backward works on raw arrays and records no graph")
+    single = isinstance(inputs, TensorBase)
+    inputs = (inputs,) if single else tuple(inputs)
+    for i, t in enumerate(inputs):
+        if not isinstance(t, TensorBase):
+            raise TypeError(f"grad: inputs must be Tensors, got {type(t).__name__} at position {i}")
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} does not require grad")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    capture = _Capture(inputs)
+    grads, roots = {}, []
+    for t, g in _seed(outputs, grad_outputs, "grad"):
+        if t._node is None:
+            if id(t) in capture.leaves:
+                capture.add(capture.leaves[id(t)], g.astype(t._data.dtype, copy=False))
+            continue
+        slot = grads.setdefault(t._node, [None] * t._node._n_outputs)
+        slot[t._out_idx] = g if slot[t._out_idx] is None else slot[t._out_idx] + g
+        roots.append(t._node)
+    _run_graph(roots, grads, bool(retain_graph), capture=capture)
+    results = []
+    for i, (t, g) in enumerate(zip(inputs, capture.results)):
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(f"grad: input {i} was not used in the graph of the outputs; "
+                                   f"pass allow_unused=True to get None for it")
+            if materialize_grads:
+                g = xp_of(t._data).zeros_like(t._data)
+        elif t._node is None and t._hooks:
+            g = _run_hooks(t._hooks, g, t._result_type, t._device)
+        results.append(None if g is None else t._result_type(_as_array(g), t._device))
+    return tuple(results)
+
+
+def _add_leaf_grad(leaf_grads, leaf, g, owned):
+    """Collect a leaf's gradient. A leaf with hooks waits for its total (its hooks see the sum
+    over every path, as in PyTorch); others accumulate into ``.grad`` at once."""
+    if leaf._hooks:
+        prev = leaf_grads.get(leaf)
+        leaf_grads[leaf] = g if prev is None else prev + g
+    else:
+        _accumulate_leaf(leaf, g, owned)
+
+
+def _run_graph(roots, grads, retain_graph, leaf_grads=None, capture=None):
+    """Run the backward of every node reachable from the roots in reverse topological order.
+    With ``capture`` (``grad()``), gradients of the inputs are collected there, no ``.grad``
+    changes, and only the nodes leading to an input run."""
+    if leaf_grads is None:
+        leaf_grads = {}
+    needed = capture.needed(roots) if capture is not None else None
+    if needed is not None:
+        roots = [n for n in roots if n in needed]
     # Count, for every node reachable from the roots, how many edges lead into it.
     pending = {}
     stack = list(dict.fromkeys(roots))
@@ -346,7 +570,7 @@ def _run_graph(roots, grads, retain_graph):
     while stack:
         node = stack.pop()
         for e in node._edges:
-            if e is not None and e[0] is not None:
+            if e is not None and e[0] is not None and (needed is None or e[0] in needed):
                 pending[e[0]] = pending.get(e[0], 0) + 1
                 if e[0] not in seen:
                     seen.add(e[0])
@@ -358,7 +582,16 @@ def _run_graph(roots, grads, retain_graph):
     while ready:
         node = ready.pop()
         out_grads = grads.pop(node)
-        if node._retained:
+        if node._hooks:
+            for i, (tensor_type, device, hooks) in node._hooks.items():
+                if out_grads[i] is not None and hooks:
+                    out_grads[i] = _run_hooks(hooks, out_grads[i], tensor_type, device)
+        if capture is not None:
+            for i, g in enumerate(out_grads):
+                positions = capture.outputs.get((node, i))
+                if positions and g is not None:
+                    capture.add(positions, g)
+        if node._retained:  # after the hooks, as PyTorch (grad() fills them too)
             for i, t in node._retained:
                 if out_grads[i] is not None:
                     _accumulate_leaf(t, out_grads[i])
@@ -379,11 +612,18 @@ def _run_graph(roots, grads, retain_graph):
                     g = g.astype(dtype)
             if child is None:
                 if g is not None:
+                    if capture is not None:
+                        positions = capture.leaves.get(id(leaf))
+                        if positions:
+                            capture.add(positions, g)
+                        continue
                     # Built-in ops return fresh arrays or views of gy (which own no data);
                     # user Functions may return anything, e.g. a saved tensor.
                     owned = node.raw_arrays and getattr(g, "base", 0) is None and id(g) not in given
                     given.add(id(g))
-                    _accumulate_leaf(leaf, g, owned)
+                    _add_leaf_grad(leaf_grads, leaf, g, owned)
+                continue
+            if needed is not None and child not in needed:
                 continue
             if g is not None:
                 given.add(id(g))
@@ -397,6 +637,8 @@ def _run_graph(roots, grads, retain_graph):
                 ready.append(child)
         if not retain_graph:
             node._release()
+    for leaf, g in leaf_grads.items():
+        _accumulate_leaf(leaf, _run_hooks(leaf._hooks, g, leaf._result_type, leaf._device))
 
 
 # ---- gradient checking --------------------------------------------------------------------

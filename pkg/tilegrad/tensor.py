@@ -179,6 +179,11 @@ class Tensor(TensorBase, ShapeMethods):
         self.requires_grad = requires_grad
         return self
 
+    def register_hook(self, hook):
+        """``hook(grad)`` runs when this tensor's gradient is computed; a returned tensor replaces
+        the gradient. Returns a handle whose ``remove()`` unregisters the hook."""
+        return autograd.register_hook(self, hook)
+
     def retain_grad(self):
         """Keep ``.grad`` for this non-leaf tensor after backward."""
         if self._node is not None:
