@@ -110,7 +110,8 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):  # no
     if n == 0:
         raise RuntimeError("multinomial(): the number of categories must be positive")
     if not replacement and num_samples > n:
-        raise RuntimeError(f"multinomial(): cannot sample n_sample > prob_dist.size(-1) ({num_samples} > {n}) without replacement")
+        raise RuntimeError(f"multinomial(): cannot sample n_sample > prob_dist.size(-1) ({num_samples} > {n}) "
+                           "without replacement")
     p = input.detach()._data.astype(np.float64).reshape(-1, n)
     xp = xp_of(p)
     if not bool(xp.isfinite(p).all()) or bool((p < 0).any()):

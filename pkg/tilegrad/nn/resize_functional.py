@@ -137,7 +137,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if not 1 <= n <= 3:
         raise ValueError(f"interpolate(): expected a 3D, 4D or 5D (N, C, ...) input, got shape {input.shape}")
     if mode in _LINEAR_MODES and _LINEAR_MODES[mode] != n:
-        raise NotImplementedError(f"interpolate(): got {input.ndim}D input, but {mode} mode needs {_LINEAR_MODES[mode] + 2}D input")
+        raise NotImplementedError(f"interpolate(): got {input.ndim}D input, but {mode} mode needs "
+                                  f"{_LINEAR_MODES[mode] + 2}D input")
     if mode in _LINEAR_MODES and not input.is_floating_point():
         raise RuntimeError(f"interpolate(): {mode} mode needs a floating point input, got {input.dtype}")
     sizes, scales = _sizes(input, size, scale_factor, n)

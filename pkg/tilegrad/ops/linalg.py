@@ -7,10 +7,6 @@ from .base import Cost, Op, Sample, away_from_zero, distinct, op, randn
 from .reduce import _keep
 
 
-def _abs_pow(xp, x, p):
-    return xp.abs(x) ** p
-
-
 @op
 class VectorNorm(Op):
     """``linalg.vector_norm(x, ord, dims, keepdim)``: (sum |x|^p)^(1/p) over dims (None = all);
