@@ -20,7 +20,7 @@ from .functional import *  # noqa: F401,F403
 from .functional import cat, chunk, split, stack, where  # noqa: F401
 from .random import Generator, initial_seed, manual_seed  # noqa: F401
 from .tensor import Tensor  # noqa: F401
-from . import datasets, nn, optim, utils  # noqa: F401,E402 - after Tensor: they build on it
+from . import datasets, linalg, nn, optim, utils  # noqa: F401,E402 - after Tensor: they build on it
 from .serialization import load, save  # noqa: F401,E402
 from . import memory  # noqa: E402
 

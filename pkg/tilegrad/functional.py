@@ -64,6 +64,11 @@ def _method(name):
 
 _FUNCTIONS = ("add sub mul div pow neg abs exp log log1p sqrt clamp clip maximum minimum relu sigmoid tanh softmax "
               "log_softmax sum mean var std logsumexp max min amax amin argmax argmin matmul reshape transpose "
-              "permute unsqueeze squeeze flatten eq ne lt le gt ge clone").split()
+              "permute unsqueeze squeeze flatten eq ne lt le gt ge clone "
+              "topk sort argsort cumsum prod norm sign index_select unique gather scatter scatter_add tril triu").split()
 globals().update({name: _method(name) for name in _FUNCTIONS})
-__all__ = ["cat", "stack", "split", "chunk", "where"] + list(_FUNCTIONS)
+
+from .functional_math import addmm, allclose, baddbmm, bmm, einsum, isclose, multinomial  # noqa: E402
+
+__all__ = ["cat", "stack", "split", "chunk", "where", "addmm", "allclose", "baddbmm", "bmm", "einsum", "isclose",
+           "multinomial"] + list(_FUNCTIONS)

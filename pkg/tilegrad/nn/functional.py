@@ -399,3 +399,5 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
 # The pointwise losses are compositions of tensor ops, kept in their own file.
 from .losses_functional import (binary_cross_entropy, binary_cross_entropy_with_logits, huber_loss,  # noqa: E402,F401
                                 kl_div, l1_loss, mse_loss, smooth_l1_loss)
+from .resize_functional import interpolate, pad  # noqa: E402,F401
+from .similarity_functional import cosine_similarity, normalize  # noqa: E402,F401

@@ -9,10 +9,11 @@ from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
 from .dropout import Dropout  # noqa: F401
 from .sparse import Embedding  # noqa: F401
 from .flatten import Flatten, Unflatten  # noqa: F401
+from .upsampling import Upsample  # noqa: F401
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,  # noqa: F401
                    MSELoss, NLLLoss, SmoothL1Loss)
 from .transformer import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer  # noqa: F401
 from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNBase, RNNCell  # noqa: F401
 
-__all__ = ['Module', 'ModuleDict', 'ModuleList', 'Sequential', 'Identity', 'Linear', 'Conv2d', 'ConvTranspose2d', 'AdaptiveAvgPool2d', 'AvgPool2d', 'MaxPool2d', 'GELU', 'LeakyReLU', 'LogSoftmax', 'ReLU', 'Sigmoid', 'SiLU', 'Softmax', 'Tanh', 'BatchNorm1d', 'BatchNorm2d', 'LayerNorm', 'Dropout', 'Embedding', 'Flatten', 'Unflatten', 'GRU', 'GRUCell', 'LSTM', 'LSTMCell', 'RNN', 'RNNBase', 'RNNCell', 'BCELoss', 'BCEWithLogitsLoss', 'CrossEntropyLoss', 'HuberLoss', 'KLDivLoss', 'L1Loss',
+__all__ = ['Module', 'ModuleDict', 'ModuleList', 'Sequential', 'Identity', 'Linear', 'Conv2d', 'ConvTranspose2d', 'AdaptiveAvgPool2d', 'AvgPool2d', 'MaxPool2d', 'GELU', 'LeakyReLU', 'LogSoftmax', 'ReLU', 'Sigmoid', 'SiLU', 'Softmax', 'Tanh', 'BatchNorm1d', 'BatchNorm2d', 'LayerNorm', 'Dropout', 'Embedding', 'Flatten', 'Unflatten', 'Upsample', 'GRU', 'GRUCell', 'LSTM', 'LSTMCell', 'RNN', 'RNNBase', 'RNNCell', 'BCELoss', 'BCEWithLogitsLoss', 'CrossEntropyLoss', 'HuberLoss', 'KLDivLoss', 'L1Loss',
            'MSELoss', 'NLLLoss', 'SmoothL1Loss', 'MultiheadAttention', 'TransformerEncoder', 'TransformerEncoderLayer']
