@@ -224,7 +224,9 @@ def test_pooling_and_loss_cases_run_checked(small_peaks):
     assert report["failed"] == 0, [c["error"] for c in report["cases"] if c["status"] != "ok"]
     rows = {(c["op"], c["kernels"]): c for c in report["cases"] if c["impl"] == "tilegrad"}
     assert {op for op, _ in rows} == {"max_pool2d", "avg_pool2d", "cross_entropy"}
-    assert all(c["native_kernel"] for (op, kernels), c in rows.items() if kernels == "native")
+    from tilegrad.backends import cpu
+    if cpu._cpu is not None:  # without the compiled module the "native" rows run the reference
+        assert all(c["native_kernel"] for (op, kernels), c in rows.items() if kernels == "native")
     (shape, (k, s, p)), = SIZES["tiny"]["max_pool2d"]
     assert rows[("max_pool2d", "native")]["size"] == f"{'x'.join(map(str, shape))} k{k}s{s}p{p}"
     x = np.zeros(shape, np.float32)

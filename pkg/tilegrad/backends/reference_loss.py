@@ -55,7 +55,8 @@ def cross_entropy_backward(logits, lse, target, weight, ignore_index, label_smoo
         w = 1 if weight is None else weight
         w_sum = n_classes if weight is None else weight.sum()
         grad = grad + label_smoothing / n_classes * (w_sum * p - w)
-    return (grad * (grow * valid)[:, None]).astype(logits.dtype, copy=False)
+    # where, not a product: ignored rows get 0 even when grow is NaN (a mean over no valid row)
+    return (grad * xp.where(valid, grow, 0)[:, None]).astype(logits.dtype, copy=False)
 
 
 KERNELS = {"cross_entropy_forward": cross_entropy_forward, "cross_entropy_backward": cross_entropy_backward}
