@@ -259,8 +259,8 @@ KERNELS = {name: fn for name, fn in globals().items()
 
 
 def _add_nn_kernels():
-    from . import reference_attention, reference_loss, reference_nn  # the neural-network kernels live in their own files
-    for family in (reference_nn.KERNELS, reference_loss.KERNELS, reference_attention.KERNELS):
+    from . import reference_activation, reference_attention, reference_loss, reference_nn  # the neural-network kernels live in their own files
+    for family in (reference_nn.KERNELS, reference_loss.KERNELS, reference_attention.KERNELS, reference_activation.KERNELS):
         overlap = set(KERNELS) & set(family)
         assert not overlap, f"kernels defined twice: {overlap}"
         KERNELS.update(family)

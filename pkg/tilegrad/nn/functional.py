@@ -399,3 +399,5 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
 # The pointwise losses are compositions of tensor ops, kept in their own file.
 from .losses_functional import (binary_cross_entropy, binary_cross_entropy_with_logits, huber_loss,  # noqa: E402,F401
                                 kl_div, l1_loss, mse_loss, smooth_l1_loss)
+from .activations_functional import (elu, hardsigmoid, hardswish, hardtanh, logsigmoid, mish, prelu,  # noqa: E402,F401
+                                     relu6, selu, softplus, softsign, tanhshrink)

@@ -16,3 +16,8 @@ from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNBase, RNNCell  # noqa: F4
 
 __all__ = ['Module', 'ModuleDict', 'ModuleList', 'Sequential', 'Identity', 'Linear', 'Conv2d', 'ConvTranspose2d', 'AdaptiveAvgPool2d', 'AvgPool2d', 'MaxPool2d', 'GELU', 'LeakyReLU', 'LogSoftmax', 'ReLU', 'Sigmoid', 'SiLU', 'Softmax', 'Tanh', 'BatchNorm1d', 'BatchNorm2d', 'LayerNorm', 'Dropout', 'Embedding', 'Flatten', 'Unflatten', 'GRU', 'GRUCell', 'LSTM', 'LSTMCell', 'RNN', 'RNNBase', 'RNNCell', 'BCELoss', 'BCEWithLogitsLoss', 'CrossEntropyLoss', 'HuberLoss', 'KLDivLoss', 'L1Loss',
            'MSELoss', 'NLLLoss', 'SmoothL1Loss', 'MultiheadAttention', 'TransformerEncoder', 'TransformerEncoderLayer']
+
+from .activation_extra import (ELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish, PReLU, ReLU6,  # noqa: F401,E402
+                               SELU, Softplus, Softsign, Tanhshrink)
+__all__ += ['ELU', 'Hardsigmoid', 'Hardswish', 'Hardtanh', 'LogSigmoid', 'Mish', 'PReLU', 'ReLU6', 'SELU', 'Softplus',
+            'Softsign', 'Tanhshrink']
