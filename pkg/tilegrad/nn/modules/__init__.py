@@ -21,3 +21,11 @@ from .activation_extra import (ELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid
                                SELU, Softplus, Softsign, Tanhshrink)
 __all__ += ['ELU', 'Hardsigmoid', 'Hardswish', 'Hardtanh', 'LogSigmoid', 'Mish', 'PReLU', 'ReLU6', 'SELU', 'Softplus',
             'Softsign', 'Tanhshrink']
+from .conv1d import Conv1d  # noqa: F401,E402
+from .pooling1d import AdaptiveAvgPool1d, AvgPool1d, MaxPool1d  # noqa: F401,E402
+from .group_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d  # noqa: F401,E402
+from .dropout import Dropout1d, Dropout2d  # noqa: F401,E402
+from .parameter_containers import ParameterDict, ParameterList  # noqa: F401,E402
+from .linear import Bilinear  # noqa: F401,E402
+__all__ += ['Conv1d', 'AdaptiveAvgPool1d', 'AvgPool1d', 'MaxPool1d', 'GroupNorm', 'InstanceNorm1d', 'InstanceNorm2d',
+            'Dropout1d', 'Dropout2d', 'ParameterDict', 'ParameterList', 'Bilinear']
