@@ -29,3 +29,5 @@ from .parameter_containers import ParameterDict, ParameterList  # noqa: F401,E40
 from .linear import Bilinear  # noqa: F401,E402
 __all__ += ['Conv1d', 'AdaptiveAvgPool1d', 'AvgPool1d', 'MaxPool1d', 'GroupNorm', 'InstanceNorm1d', 'InstanceNorm2d',
             'Dropout1d', 'Dropout2d', 'ParameterDict', 'ParameterList', 'Bilinear']
+from .transformer_decoder import Transformer, TransformerDecoder, TransformerDecoderLayer  # noqa: F401,E402
+__all__ += ['Transformer', 'TransformerDecoder', 'TransformerDecoderLayer']
