@@ -401,3 +401,7 @@ from .losses_functional import (binary_cross_entropy, binary_cross_entropy_with_
                                 kl_div, l1_loss, mse_loss, smooth_l1_loss)
 from .resize_functional import interpolate, pad  # noqa: E402,F401
 from .similarity_functional import cosine_similarity, normalize  # noqa: E402,F401
+from .activations_functional import (elu, hardsigmoid, hardswish, hardtanh, logsigmoid, mish, prelu,  # noqa: E402,F401
+                                     relu6, selu, softplus, softsign, tanhshrink)
+from .layers_functional import (adaptive_avg_pool1d, avg_pool1d, bilinear, conv1d, dropout1d, dropout2d,  # noqa: E402,F401
+                                group_norm, instance_norm, max_pool1d)

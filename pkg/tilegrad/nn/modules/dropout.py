@@ -1,5 +1,6 @@
-"""``Dropout``: zeroes elements with probability p in training and scales the rest by 1/(1-p)."""
-from .. import functional as F
+"""``Dropout``: zeroes elements with probability p in training and scales the rest by 1/(1-p);
+``Dropout1d``/``Dropout2d`` zero whole channels instead."""
+from .. import functional as F, layers_functional as FL
 from .module import Module
 
 
@@ -18,3 +19,17 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout1d(Dropout):
+    """Zeroes whole channels of (N, C, L) or (C, L) input."""
+
+    def forward(self, x):
+        return FL.dropout1d(x, self.p, self.training, self.inplace)
+
+
+class Dropout2d(Dropout):
+    """Zeroes whole channels of (N, C, H, W) input (3-d input as (N, C, L), as PyTorch)."""
+
+    def forward(self, x):
+        return FL.dropout2d(x, self.p, self.training, self.inplace)
