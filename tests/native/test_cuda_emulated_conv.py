@@ -343,7 +343,7 @@ def test_backend_fuses_bias_and_relu_into_the_conv(backend, rng):
         for precision, version in (("high", 2), ("highest", 1)):
             tilegrad.set_float32_matmul_precision(precision)
             backend._cuda.versions.clear()
-            y = backend.KERNELS["conv2d_bias_act"](x, w, b, s, p, d, g, "relu")
+            y = backend.conv2d_bias_act(x, w, b, s, p, d, g, "relu")
             assert backend._cuda.versions == [version], precision
             check(y, "conv2d", (x, w), (s, p, d, g), ws[1] * ws[2] * ws[3], rng, version, b, "relu")
     finally:
