@@ -228,6 +228,17 @@ inline void check_shape(const char* fn, const char* name, const DevArray& a, con
   }
 }
 
+// The TG_EPILOGUE_* code (tg_cuda.h) of a fused epilogue's activation name: 'none' or 'relu'.
+inline int activation_code(const char* fn, const py::object& obj) {
+  if (!py::isinstance<py::str>(obj)) {
+    throw py::type_error(std::string(fn) + ": argument 'activation' must be a str, got " + type_name(obj));
+  }
+  const std::string a = obj.cast<std::string>();
+  if (a == "none") return TG_EPILOGUE_NONE;
+  if (a == "relu") return TG_EPILOGUE_RELU;
+  throw py::value_error(std::string(fn) + ": activation must be 'none' or 'relu', got '" + a + "'");
+}
+
 // Outputs of the ops that do not work in place overlap no input and no other output.
 inline void check_disjoint(const char* fn, const std::vector<std::pair<const char*, const DevArray*>>& outs,
                     const std::vector<std::pair<const char*, const DevArray*>>& ins) {

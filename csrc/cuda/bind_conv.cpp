@@ -1,7 +1,7 @@
 // tilegrad._cuda bindings: conv2d forward and both backwards (kernels/cuda/conv2d*.cu). The
 // arguments, checks and output-shape rules are those of tilegrad._cpu's conv2d (the geometry
-// is tg::glue::conv2d_dims), plus a stream, a kernel version and, for the weight gradient, an
-// optional workspace.
+// is tg::glue::conv2d_dims), plus a stream, a kernel version, for the forward a fused bias +
+// activation epilogue and, for the weight gradient, an optional workspace.
 #include <pybind11/pybind11.h>
 
 #include <string>
@@ -55,21 +55,31 @@ bool check_version(const char* fn, const py::object& version_obj) {
 
 void conv2d(const py::object& x_obj, const py::object& w_obj, const py::object& stride_obj,
             const py::object& padding_obj, const py::object& dilation_obj, const py::object& groups_obj,
-            const py::object& out_obj, const py::object& stream_obj, const py::object& version_obj) {
+            const py::object& out_obj, const py::object& stream_obj, const py::object& version_obj,
+            const py::object& bias_obj, const py::object& act_obj) {
   const char* fn = "tilegrad._cuda.conv2d";
   DevArray x = check_array(fn, "x", x_obj, false);
   DevArray w = check_array(fn, "w", w_obj, false);
   const TgConv2dGeom g = conv_geom(fn, x.shape, w.shape, stride_obj, padding_obj, dilation_obj, groups_obj);
   DevArray out = check_array(fn, "out", out_obj, true);
   check_shape(fn, "out", out, out_shape(g));
-  check_disjoint(fn, {{"out", &out}}, {{"x", &x}, {"w", &w}});
+  std::vector<DevArray> bias;  // empty: no bias
+  if (!bias_obj.is_none()) {
+    bias.push_back(check_array(fn, "bias", bias_obj, false));
+    check_shape(fn, "bias", bias[0], Shape{g.o});
+  }
+  const int act = activation_code(fn, act_obj);
+  std::vector<std::pair<const char*, const DevArray*>> ins{{"x", &x}, {"w", &w}};
+  if (!bias.empty()) ins.push_back({"bias", &bias[0]});
+  check_disjoint(fn, {{"out", &out}}, ins);
   void* stream = to_stream(fn, stream_obj);
   const bool tf32 = check_version(fn, version_obj);
   if (out.size == 0) return;
+  const float* bias_ptr = bias.empty() ? nullptr : cptr(bias[0]);
   int err;
   {
     py::gil_scoped_release nogil;
-    err = (tf32 ? tg_cuda_conv2d_tf32 : tg_cuda_conv2d)(cptr(x), cptr(w), mptr(out), &g, stream);
+    err = (tf32 ? tg_cuda_conv2d_tf32 : tg_cuda_conv2d)(cptr(x), cptr(w), bias_ptr, mptr(out), &g, act, stream);
   }
   check_cuda(fn, err);
 }
@@ -171,10 +181,12 @@ int64_t conv2d_backward_weight_workspace(const py::object& x_shape, const py::ob
 void tg::cuda_glue::bind_conv(py::module_& m) {
   m.def("conv2d", &conv2d, py::arg("x"), py::arg("w"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"), py::arg("out"), py::arg("stream") = 0, py::kw_only(), py::arg("version") = 0,
-        "Cross-correlation of x (N, C, H, W) with w (O, C / groups, KH, KW) into out (N, O, OH, OW) on the GPU; "
-        "stride, padding, dilation are pairs of ints. float32, C-contiguous; out shares memory with no input. "
-        "version: 0 the default kernel (1), 1 the float32 one, 2 the TF32 tensor-core one (inputs rounded to "
-        "TF32: about 1e-3 relative error; opt-in only).");
+        py::arg("bias") = py::none(), py::arg("activation") = "none",
+        "out = activation(cross-correlation of x (N, C, H, W) with w (O, C / groups, KH, KW) + bias) into out "
+        "(N, O, OH, OW) on the GPU; stride, padding, dilation are pairs of ints. bias: None or float32 (O,), one "
+        "per output channel; activation: 'none' or 'relu' (both applied as out is stored). float32, "
+        "C-contiguous; out shares memory with no input. version: 0 the default kernel (1), 1 the float32 one, 2 "
+        "the TF32 tensor-core one (inputs rounded to TF32: about 1e-3 relative error; opt-in only).");
   m.def("conv2d_backward_input", &conv2d_backward_input, py::arg("gy"), py::arg("w"), py::arg("stride"),
         py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("gx"), py::arg("stream") = 0,
         py::kw_only(), py::arg("version") = 0,

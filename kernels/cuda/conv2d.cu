@@ -39,17 +39,78 @@
 #include <stdint.h>
 
 #include "conv2d_tiles.cuh"
+#include "epilogue.cuh"
 #include "tg_cuda.h"
 
 namespace {
 
 using namespace tg::cuda::conv;  // the tile constants and helpers (conv2d_tiles.cuh)
 
-// ---- forward: y = w @ X ---------------------------------------------------------------
+// ---- the loads and the store, shared by both kernels ------------------------------------
+
+// A tile: tile.a[a_k][row] = src[off + row * row_stride] for the thread's rows a_r + 16 l, zero
+// where k_ok is false (k past the sum) or row >= rows_left (past the ragged edge).
+__device__ __forceinline__ void load_a(Tiles& tile, int a_k, int a_r, const float* __restrict__ src, int64_t off,
+                                       int64_t row_stride, int rows_left, bool k_ok) {
+#pragma unroll
+  for (int l = 0; l < kKPasses; ++l) {
+    const int row = a_r + l * kKRows;
+    tile.a[a_k][row] = (k_ok && row < rows_left) ? src[off + row * row_stride] : 0.0f;
+  }
+}
+
+// B tile: the thread's column b_c at k = k0 + b_k + 4 l, whose (hi, mid, lo) digits are kd[l]:
+// tap(d, &off) says whether the element is inside the operand and where (src[off]); outside is
+// zero. Then each counter moves on to the next slice.
+template <class Tap>
+__device__ __forceinline__ void gather_b(Tiles& tile, int b_k, int b_c, Digits (&kd)[kColPasses], const Radix& kr,
+                                         const float* __restrict__ src, Tap& tap) {
+#pragma unroll
+  for (int l = 0; l < kColPasses; ++l) {
+    int64_t off = 0;
+    const bool ok = tap(kd[l], &off);
+    tile.b[b_k + l * kColK][b_c] = ok ? src[off] : 0.0f;
+    advance(kd[l], kr);
+  }
+}
+
+// acc[i][j] = act(acc[i][j] + bias[row]) for the thread's rows ty + 16 i (bias: null, or the
+// tile's first row; rows past the edge read no bias and are not stored).
+__device__ __forceinline__ void apply_epilogue(float (&acc)[kTm][kTn], int ty, const float* __restrict__ bias,
+                                               int rows_left, int act) {
+#pragma unroll
+  for (int i = 0; i < kTm; ++i) {
+    const int row = ty + i * kRowThreads;
+    const float b = bias != nullptr && row < rows_left ? bias[row] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < kTn; ++j) acc[i][j] = tg::cuda::epilogue::apply(acc[i][j], b, act);
+  }
+}
+
+// Stores the block's outputs into an NCHW array: GEMM column col < pixels is pixel (n, q) of
+// the `plane`-sized images, row `row` < rows_left is channel ch0 + row of `channels`.
+__device__ __forceinline__ void store_nchw(const float (&acc)[kTm][kTn], float* __restrict__ out, int64_t col0,
+                                           int tx, int ty, int64_t pixels, int plane, int channels, int64_t ch0,
+                                           int rows_left) {
+#pragma unroll
+  for (int j = 0; j < kTn; ++j) {
+    const int64_t col = col0 + tx + j * kColThreads;
+    if (col >= pixels) continue;
+    const int64_t n = quotient(col, plane);
+    float* dst = out + (n * channels + ch0) * plane + (col - n * plane);
+#pragma unroll
+    for (int i = 0; i < kTm; ++i) {
+      const int row = ty + i * kRowThreads;
+      if (row < rows_left) dst[static_cast<int64_t>(row) * plane] = acc[i][j];
+    }
+  }
+}
+
+// ---- forward: y = act(w @ X + bias) -------------------------------------------------------
 
 __global__ void __launch_bounds__(kThreads)
-conv2d_forward_v1(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, Geom g,
-                  int64_t col_tiles, int row_tiles) {
+conv2d_forward_v1(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
+                  float* __restrict__ y, Geom g, int act, int64_t col_tiles, int row_tiles) {
   __shared__ Tiles tile;
   const int tid = threadIdx.x;
   const int tx = tid % kColThreads;
@@ -60,11 +121,13 @@ conv2d_forward_v1(const float* __restrict__ x, const float* __restrict__ w, floa
   const int ohw = g.oh * g.ow;
   const int64_t depth = static_cast<int64_t>(g.cg) * g.kh * g.kw;
   const int64_t pixels = static_cast<int64_t>(g.n) * ohw;
+  const int rows_left = g.og - bt.row0;
+  const int64_t ch0 = static_cast<int64_t>(grp) * g.og + bt.row0;  // the tile's first output channel
 
   // A = this group's weights, rows contiguous in k: the thread loads k0 + a_k of rows a_r + 16 l.
   const int a_k = tid % kBk;
   const int a_r = tid / kBk;  // < kKRows
-  const float* w_rows = w + (static_cast<int64_t>(grp) * g.og + bt.row0) * depth;
+  const float* w_rows = w + ch0 * depth;
 
   // B = X: the thread loads column b_c (one output pixel) at k0 + b_k + 4 l.
   const int b_c = tid % kBn;
@@ -74,55 +137,34 @@ conv2d_forward_v1(const float* __restrict__ x, const float* __restrict__ w, floa
   int ih0 = 0, iw0 = 0;
   const float* x_img = x;
   if (p_ok) {
-    const int64_t n = p / ohw;
-    const int q = static_cast<int>(p - n * ohw);
-    const int oh = q / g.ow;
-    const int ow = q - oh * g.ow;
-    ih0 = oh * g.sh - g.ph;
-    iw0 = ow * g.sw - g.pw;
-    x_img = x + (n * g.c + static_cast<int64_t>(grp) * g.cg) * hw;
+    const Pixel px = pixel_of(p, ohw, g.ow);
+    ih0 = px.row * g.sh - g.ph;
+    iw0 = px.col * g.sw - g.pw;
+    x_img = x + (px.n * g.c + static_cast<int64_t>(grp) * g.cg) * hw;
   }
   const Radix kr = make_radix(g.kh, g.kw, kBk);
   Digits kd[kColPasses];  // (c, r, s) of k = k0 + b_k + 4 l
 #pragma unroll
   for (int l = 0; l < kColPasses; ++l) kd[l] = digits_of(b_k + l * kColK, kr);
+  auto tap = [&](const Digits& d, int64_t* off) {
+    const int ih = ih0 + d.mid * g.dh;
+    const int iw = iw0 + d.lo * g.dw;
+    *off = static_cast<int64_t>(d.hi) * hw + ih * g.w + iw;
+    return p_ok && d.hi < g.cg && inside(ih, g.h) && inside(iw, g.w);
+  };
 
   float acc[kTm][kTn];
   zero(acc);
   for (int64_t k0 = 0; k0 < depth; k0 += kBk) {
     const int64_t k = k0 + a_k;
-#pragma unroll
-    for (int l = 0; l < kKPasses; ++l) {
-      const int row = a_r + l * kKRows;
-      tile.a[a_k][row] = (bt.row0 + row < g.og && k < depth) ? w_rows[row * depth + k] : 0.0f;
-    }
-#pragma unroll
-    for (int l = 0; l < kColPasses; ++l) {
-      const Digits& d = kd[l];
-      const int ih = ih0 + d.mid * g.dh;
-      const int iw = iw0 + d.lo * g.dw;
-      const bool ok = p_ok && d.hi < g.cg && inside(ih, g.h) && inside(iw, g.w);
-      tile.b[b_k + l * kColK][b_c] = ok ? x_img[static_cast<int64_t>(d.hi) * hw + ih * g.w + iw] : 0.0f;
-      advance(kd[l], kr);
-    }
+    load_a(tile, a_k, a_r, w_rows, k, depth, rows_left, k < depth);
+    gather_b(tile, b_k, b_c, kd, kr, x_img, tap);
     __syncthreads();
     multiply_slice(tile, acc, tx, ty);
     __syncthreads();  // the next slice's loads overwrite the tiles
   }
-
-#pragma unroll
-  for (int j = 0; j < kTn; ++j) {
-    const int64_t col = bt.col0 + tx + j * kColThreads;
-    if (col >= pixels) continue;
-    const int64_t n = col / ohw;
-    const int64_t q = col - n * ohw;
-    float* out = y + (n * g.o + static_cast<int64_t>(grp) * g.og + bt.row0) * ohw + q;
-#pragma unroll
-    for (int i = 0; i < kTm; ++i) {
-      const int row = ty + i * kRowThreads;
-      if (bt.row0 + row < g.og) out[static_cast<int64_t>(row) * ohw] = acc[i][j];
-    }
-  }
+  apply_epilogue(acc, ty, bias != nullptr ? bias + ch0 : nullptr, rows_left, act);
+  store_nchw(acc, y, bt.col0, tx, ty, pixels, ohw, g.o, ch0, rows_left);
 }
 
 // ---- backward input: gx = w^T @ G --------------------------------------------------------
@@ -141,6 +183,7 @@ conv2d_backward_input_v1(const float* __restrict__ gy, const float* __restrict__
   const int khw = g.kh * g.kw;
   const int64_t depth = static_cast<int64_t>(g.og) * khw;
   const int64_t pixels = static_cast<int64_t>(g.n) * hw;
+  const int rows_left = g.cg - bt.row0;
   const Radix kr = make_radix(g.kh, g.kw, kBk);  // k = (o, r, s)
 
   // A[c, (o, r, s)] = w[grp * og + o, c, r, s]: the thread loads k0 + a_k of rows (input
@@ -158,80 +201,59 @@ conv2d_backward_input_v1(const float* __restrict__ gy, const float* __restrict__
   int th0 = 0, tw0 = 0;
   const float* gy_img = gy;
   if (p_ok) {
-    const int64_t n = p / hw;
-    const int q = static_cast<int>(p - n * hw);
-    const int ih = q / g.w;
-    const int iw = q - ih * g.w;
-    th0 = ih + g.ph;
-    tw0 = iw + g.pw;
-    gy_img = gy + (n * g.o + static_cast<int64_t>(grp) * g.og) * ohw;
+    const Pixel px = pixel_of(p, hw, g.w);
+    th0 = px.row + g.ph;
+    tw0 = px.col + g.pw;
+    gy_img = gy + (px.n * g.o + static_cast<int64_t>(grp) * g.og) * ohw;
   }
   Digits kd[kColPasses];  // (o, r, s) of k = k0 + b_k + 4 l
 #pragma unroll
   for (int l = 0; l < kColPasses; ++l) kd[l] = digits_of(b_k + l * kColK, kr);
+  auto tap = [&](const Digits& d, int64_t* off) {
+    const int th = th0 - d.mid * g.dh;  // = oh * sh when this (r, s) reaches an output pixel
+    const int tw = tw0 - d.lo * g.dw;
+    bool ok = p_ok && d.hi < g.og && th >= 0 && tw >= 0;
+    int oh = 0, ow = 0;
+    if (ok) {
+      oh = th / g.sh;
+      ow = tw / g.sw;
+      ok = oh * g.sh == th && ow * g.sw == tw && oh < g.oh && ow < g.ow;
+    }
+    *off = static_cast<int64_t>(d.hi) * ohw + oh * g.ow + ow;
+    return ok;
+  };
 
   float acc[kTm][kTn];
   zero(acc);
   for (int64_t k0 = 0; k0 < depth; k0 += kBk) {
-    const bool ak_ok = ad.hi < g.og;  // k0 + a_k < depth
     const int64_t w_off = (static_cast<int64_t>(ad.hi) * g.cg + bt.row0) * khw + ad.mid * g.kw + ad.lo;
-#pragma unroll
-    for (int l = 0; l < kKPasses; ++l) {
-      const int row = a_r + l * kKRows;
-      tile.a[a_k][row] = (ak_ok && bt.row0 + row < g.cg) ? w_grp[w_off + static_cast<int64_t>(row) * khw] : 0.0f;
-    }
+    load_a(tile, a_k, a_r, w_grp, w_off, khw, rows_left, ad.hi < g.og);  // ad.hi < og: k0 + a_k < depth
     advance(ad, kr);
-#pragma unroll
-    for (int l = 0; l < kColPasses; ++l) {
-      const Digits& d = kd[l];
-      const int th = th0 - d.mid * g.dh;  // = oh * sh when this (r, s) reaches an output pixel
-      const int tw = tw0 - d.lo * g.dw;
-      bool ok = p_ok && d.hi < g.og && th >= 0 && tw >= 0;
-      int oh = 0, ow = 0;
-      if (ok) {
-        oh = th / g.sh;
-        ow = tw / g.sw;
-        ok = oh * g.sh == th && ow * g.sw == tw && oh < g.oh && ow < g.ow;
-      }
-      tile.b[b_k + l * kColK][b_c] = ok ? gy_img[static_cast<int64_t>(d.hi) * ohw + oh * g.ow + ow] : 0.0f;
-      advance(kd[l], kr);
-    }
+    gather_b(tile, b_k, b_c, kd, kr, gy_img, tap);
     __syncthreads();
     multiply_slice(tile, acc, tx, ty);
     __syncthreads();
   }
-
-#pragma unroll
-  for (int j = 0; j < kTn; ++j) {
-    const int64_t col = bt.col0 + tx + j * kColThreads;
-    if (col >= pixels) continue;
-    const int64_t n = col / hw;
-    const int64_t q = col - n * hw;
-    float* out = gx + (n * g.c + static_cast<int64_t>(grp) * g.cg + bt.row0) * hw + q;
-#pragma unroll
-    for (int i = 0; i < kTm; ++i) {
-      const int row = ty + i * kRowThreads;
-      if (bt.row0 + row < g.cg) out[static_cast<int64_t>(row) * hw] = acc[i][j];
-    }
-  }
+  store_nchw(acc, gx, bt.col0, tx, ty, pixels, hw, g.c, static_cast<int64_t>(grp) * g.cg + bt.row0, rows_left);
 }
 
 }  // namespace
 
 extern "C" int tg_cuda_conv2d_fits(const TgConv2dGeom* g) { return g != nullptr && fits(*g) ? 1 : 0; }
 
-extern "C" int tg_cuda_conv2d(const float* x, const float* w, float* y, const TgConv2dGeom* gp, void* stream) {
-  if (gp == nullptr || !fits(*gp)) return static_cast<int>(cudaErrorInvalidValue);
+extern "C" int tg_cuda_conv2d(const float* x, const float* w, const float* bias, float* y, const TgConv2dGeom* gp,
+                              int act, void* stream) {
+  if (gp == nullptr || !fits(*gp) || !epilogue_ok(act)) return static_cast<int>(cudaErrorInvalidValue);
   const TgConv2dGeom& g = *gp;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const int64_t y_size = g.n * g.o * g.oh * g.ow;
-  if (y_size == 0) return 0;
-  if (g.c == 0 || g.kh == 0 || g.kw == 0) return zero_fill(y, y_size, s);  // empty sums
+  if (g.n * g.o * g.oh * g.ow == 0) return 0;
+  if (g.c == 0 || g.kh == 0 || g.kw == 0) return empty_sum(y, bias, g, act, s);
   const Geom d = narrow(g);
   const int64_t col_tiles = ceil_div(g.n * g.oh * g.ow, kBn);
   const int row_tiles = static_cast<int>(ceil_div(d.og, kBm));
   const int64_t blocks = col_tiles * row_tiles * g.groups;
-  conv2d_forward_v1<<<static_cast<unsigned int>(blocks), kThreads, 0, s>>>(x, w, y, d, col_tiles, row_tiles);
+  conv2d_forward_v1<<<static_cast<unsigned int>(blocks), kThreads, 0, s>>>(x, w, bias, y, d, act, col_tiles,
+                                                                           row_tiles);
   return static_cast<int>(cudaGetLastError());
 }
 

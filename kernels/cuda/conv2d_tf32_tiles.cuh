@@ -92,11 +92,7 @@ __device__ __forceinline__ void step_one(conv::Digits& d, int mid_n, int lo_n) {
   }
 }
 
-// a / b for 0 <= a and 0 < b < 2^31: a 32-bit division when a fits (a 64-bit one is several
-// times longer, and the epilogue does eight per thread).
-__device__ __forceinline__ int64_t quotient(int64_t a, int b) {
-  return a <= INT32_MAX ? static_cast<int64_t>(static_cast<uint32_t>(a) / static_cast<uint32_t>(b)) : a / b;
-}
+using conv::quotient;
 
 // The warp's accumulators: fragment (i, j) element q is at row wm + 16 i + g + 8 (q >= 2),
 // column wn + 8 j + 2 t + (q & 1).

@@ -141,6 +141,28 @@ __device__ __forceinline__ void multiply_slice(const Tiles& t, float (&acc)[kTm]
 
 __device__ __forceinline__ bool inside(int v, int n) { return v >= 0 && v < n; }
 
+// a / b for 0 <= a and 0 < b < 2^31: a 32-bit division when a fits (a 64-bit one is several
+// times longer, and the epilogues do one per stored column).
+__device__ __forceinline__ int64_t quotient(int64_t a, int b) {
+  return a <= INT32_MAX ? static_cast<int64_t>(static_cast<uint32_t>(a) / static_cast<uint32_t>(b)) : a / b;
+}
+
+// GEMM column p of an implicit GEMM over `plane`-sized images of width `width`: image n and
+// the pixel's row and column in it.
+struct Pixel {
+  int64_t n;
+  int row, col;
+};
+
+__device__ __forceinline__ Pixel pixel_of(int64_t p, int plane, int width) {
+  Pixel px;
+  px.n = quotient(p, plane);
+  const int q = static_cast<int>(p - px.n * plane);
+  px.row = q / width;
+  px.col = q - px.row * width;
+  return px;
+}
+
 
 // ---- host side ------------------------------------------------------------------------------
 
@@ -239,6 +261,16 @@ inline Geom narrow(const TgConv2dGeom& g) {
 
 inline int zero_fill(float* p, int64_t n, cudaStream_t s) {
   return static_cast<int>(cudaMemsetAsync(p, 0, static_cast<size_t>(n) * sizeof(float), s));
+}
+
+inline bool epilogue_ok(int act) { return act == TG_EPILOGUE_NONE || act == TG_EPILOGUE_RELU; }
+
+// The forward of a geometry with an empty sum (no input channels or an empty window):
+// y = act(bias), zeros without a bias (act(0) = 0 for every epilogue).
+inline int empty_sum(float* y, const float* bias, const TgConv2dGeom& g, int act, cudaStream_t s) {
+  const int err = zero_fill(y, g.n * g.o * g.oh * g.ow, s);
+  if (err != 0 || bias == nullptr) return err;
+  return tg_cuda_bias_act(y, bias, g.n, g.o, g.oh * g.ow, act, s);
 }
 
 }  // namespace conv

@@ -114,7 +114,11 @@ typedef struct {
 // 2^28, an image plane and a kernel window at most 2^31 - 1 elements, at most 2^31 - 1 blocks
 // per launch); the launchers return cudaErrorInvalidValue otherwise.
 int tg_cuda_conv2d_fits(const TgConv2dGeom* g);
-int tg_cuda_conv2d(const float* x, const float* w, float* y, const TgConv2dGeom* g, void* stream);
+// y = act(conv(x, w) + bias): the Conv2d layer's bias and ReLU applied as y is stored (epilogue.cuh).
+// bias: null or o floats, one per output channel, not overlapping y; act: TG_EPILOGUE_NONE or
+// _RELU (anything else returns cudaErrorInvalidValue). An empty sum (c, kh or kw 0) writes act(bias).
+int tg_cuda_conv2d(const float* x, const float* w, const float* bias, float* y, const TgConv2dGeom* g, int act,
+                   void* stream);
 // gx (n, c, h, w): the input gradient for output gradient gy; every element written.
 int tg_cuda_conv2d_backward_input(const float* gy, const float* w, float* gx, const TgConv2dGeom* g,
                                   void* stream);
@@ -127,7 +131,8 @@ int64_t tg_cuda_conv2d_backward_weight_workspace(const TgConv2dGeom* g);
 // v2 on the tensor cores in TF32 (conv2d_tf32*.cu): the same contracts, inputs rounded to TF32
 // (about 1e-3 relative error against |x| * |w| sums); the weight gradient's workspace size is
 // its own (tg_cuda_conv2d_backward_weight_workspace_tf32) and it stays deterministic.
-int tg_cuda_conv2d_tf32(const float* x, const float* w, float* y, const TgConv2dGeom* g, void* stream);
+int tg_cuda_conv2d_tf32(const float* x, const float* w, const float* bias, float* y, const TgConv2dGeom* g, int act,
+                        void* stream);
 int tg_cuda_conv2d_backward_input_tf32(const float* gy, const float* w, float* gx, const TgConv2dGeom* g,
                                        void* stream);
 int tg_cuda_conv2d_backward_weight_tf32(const float* gy, const float* x, float* gw, float* workspace,

@@ -458,3 +458,59 @@ def test_pool_empty_arrays_need_no_gpu(fn):
         if isinstance(v, dict):
             args[name] = {**v, "shape": (0,) + v["shape"][1:], "data": (0, False)}
     assert call(fn, args) is None
+
+
+# ---- conv2d's fused epilogue: bias (O,) and activation, keyword-only ---------------------------
+
+def conv_with(**kw):
+    call("conv2d", GOOD["conv2d"](), **kw)
+
+
+@pytest.mark.parametrize("label,transform,exc,fragment", BAD, ids=[c[0] for c in BAD])
+def test_conv_bad_bias_interface(label, transform, exc, fragment):
+    with raises_naming(exc, "conv2d", "_cuda", "'bias'", fragment):
+        conv_with(bias=Fake(transform(cai((6,)))))
+
+
+@pytest.mark.parametrize("bad", [np.zeros(6, np.float32), [1.0] * 6, 5], ids=["numpy", "list", "int"])
+def test_conv_bias_not_a_cuda_array(bad):
+    with raises_naming(TypeError, "conv2d", "_cuda", "'bias'", "__cuda_array_interface__"):
+        conv_with(bias=bad)
+
+
+@pytest.mark.parametrize("shape", [(5,), (7,), (4,), (6, 1), (1, 6), ()])
+def test_conv_bias_shape_is_out_channels(shape):
+    # one per output channel (O = 6), not per input channel (4) or per group
+    with raises_naming(ValueError, "conv2d", "_cuda", "'bias'", "(6,)"):
+        conv_with(bias=Fake(cai(shape)))
+
+
+def test_conv_bias_must_not_overlap_out():
+    args = GOOD["conv2d"]()
+    out = args["out"]["data"][0]
+    with raises_naming(ValueError, "conv2d", "_cuda", "'out'", "'bias'", "share memory"):
+        call("conv2d", args, bias=Fake(cai((6,), ptr=out + 16)))
+
+
+@pytest.mark.parametrize("bad,exc,fragment", [("gelu", ValueError, "'none' or 'relu'"),
+                                              ("RELU", ValueError, "'none' or 'relu'"),
+                                              (None, TypeError, "str"), (1, TypeError, "str")])
+def test_conv_activation(bad, exc, fragment):
+    with raises_naming(exc, "conv2d", "_cuda", "activation", fragment):
+        conv_with(activation=bad)
+
+
+def test_conv_epilogue_is_keyword_only():
+    values = [Fake(v) if isinstance(v, dict) else v for v in GOOD["conv2d"]().values()]
+    with pytest.raises(TypeError):
+        _cuda.conv2d(*values, 0, 0, Fake(cai((6,))))
+    with pytest.raises(TypeError):
+        _cuda.conv2d(*values, 0, 0, None, "relu")
+
+
+@no_gpu
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_conv_epilogue_reaches_the_launch(version):
+    launches_without_gpu("conv2d", GOOD["conv2d"](), version=version, bias=Fake(cai((6,), readonly=True)),
+                         activation="relu")
+    launches_without_gpu("conv2d", GOOD["conv2d"](), version=version, bias=None, activation="none")

@@ -323,3 +323,65 @@ def test_backend_transposed_convolution(rng, stream):
     want = REF["conv2d_backward_input"](x.astype(np.float64), w.astype(np.float64), big, s, p, d, g)
     scale = REF["conv2d_backward_input"](np.abs(x).astype(np.float64), np.abs(w).astype(np.float64), big, s, p, d, g)
     assert_close(cp.asnumpy(got), want, scale, 12, rng)
+
+
+# ---- the fused epilogue: act(conv + bias) as the output is stored ------------------------------
+
+def fused_reference(x, w, b, s, p, d, g, activation, round_inputs=False):
+    """(float64 result, scale) of act(conv(x, w) + b); with round_inputs, of the TF32-rounded x and w
+    (the bias is added in float32 by the kernels, never rounded to TF32)."""
+    xi, wi = (tf32(x), tf32(w)) if round_inputs else (x, w)
+    want = on_gpu64("conv2d_bias_act", xi, wi, b, s, p, d, g, activation, count=3)
+    scale = on_gpu64("conv2d_bias_act", np.abs(x), np.abs(w), np.abs(b), s, p, d, g, "none", count=3)
+    return want, scale
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("activation", ["relu", "none"])
+@pytest.mark.parametrize("xs,ws,s,p,d,g", CASES, ids=IDS)
+def test_conv2d_fused_bias_activation(rng, stream, xs, ws, s, p, d, g, activation, version):
+    x, w, _ = conv_inputs(rng, xs, ws, s, p, d, g)
+    b = rng.normal(ws[0])
+    out = nan_array(out_shape(xs, ws, s, p, d, g))
+    _cuda.conv2d(cp.asarray(x), cp.asarray(w), s, p, d, g, out, stream=stream.ptr, version=version,
+                 bias=cp.asarray(b), activation=activation)
+    stream.synchronize()
+    got = cp.asnumpy(out)
+    terms = ws[1] * ws[2] * ws[3] + 1
+    ctx = f"conv2d + bias + {activation} v{version} {xs} {ws}; {rng}"
+    want, scale = fused_reference(x, w, b, s, p, d, g, activation)
+    if version == 1:
+        assert_close(got, want, scale, terms, ctx)
+    else:
+        assert_within(got, want, 2e-3 * scale, f"{ctx} (TF32 bound)")
+        assert_close(got, fused_reference(x, w, b, s, p, d, g, activation, True)[0], scale, terms,
+                     f"{ctx} (TF32-rounded inputs)")
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_conv2d_fused_empty_sum_writes_act_bias(rng, stream, version):
+    x, w, b = rng.normal(2, 0, 5, 5), rng.normal(4, 0, 3, 3), rng.normal(4)
+    for activation in ("none", "relu"):
+        out = nan_array((2, 4, 5, 5))
+        _cuda.conv2d(cp.asarray(x), cp.asarray(w), 1, 1, 1, 1, out, stream=stream.ptr, version=version,
+                     bias=cp.asarray(b), activation=activation)
+        stream.synchronize()
+        want = REF["bias_act"](np.zeros((2, 4, 5, 5)), b.astype(np.float64), 1, activation)
+        np.testing.assert_array_equal(cp.asnumpy(out), want.astype(np.float32), err_msg=activation)
+
+
+@pytest.mark.parametrize("precision", ["highest", "high"])
+def test_backend_fused_conv(rng, stream, precision):
+    import tilegrad
+    xs, ws, s, p, d, g = CASES[12]  # 65 output channels per group
+    x, w, _ = conv_inputs(rng, xs, ws, s, p, d, g)
+    b = rng.normal(ws[0])
+    old = tilegrad.get_float32_matmul_precision()
+    try:
+        tilegrad.set_float32_matmul_precision(precision)
+        got = K["conv2d_bias_act"](cp.asarray(x), cp.asarray(w), cp.asarray(b), s, p, d, g, "relu")
+    finally:
+        tilegrad.set_float32_matmul_precision(old)
+    want, scale = fused_reference(x, w, b, s, p, d, g, "relu")
+    assert isinstance(got, cp.ndarray) and got.dtype == np.float32
+    assert_within(cp.asnumpy(got), want, (2e-3 if precision == "high" else 1e-5) * scale, f"{precision}; {rng}")

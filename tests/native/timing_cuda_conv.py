@@ -6,7 +6,10 @@ a test (pytest does not collect it); the project's bench lives in tilegrad.bench
 
 Every implementation is checked against PyTorch's float32 result before it is timed (a wrong
 one is reported, not timed). Times are medians of CUDA-event samples on the stream each
-implementation launches on. PyTorch runs twice: in true float32 ("torch-fp32", TF32 off) and
+implementation launches on. Each conv layer is also timed as Conv2d + bias + ReLU ("forward+bias+relu"):
+tilegrad's fused epilogue (bias and ReLU applied as the conv stores its output; "native-2pass" is
+the float32 conv then the separate bias_act pass, for comparison) against PyTorch's cuDNN conv
+with its bias, then relu. PyTorch runs twice: in true float32 ("torch-fp32", TF32 off) and
 with its defaults ("torch", where cuDNN may use TF32 tensor cores for convolutions); the ratio
 columns are each time over torch-fp32's and over torch's. "native" calls tilegrad._cuda's float32
 kernels (version 1) with preallocated outputs, "tf32" its TF32 tensor-core kernels (version 2),
@@ -116,7 +119,33 @@ def conv_layer_cases(rng, label, xs, ws, s, p):
             impls["torch-fp32"] = (peers[direction], None)
             impls["torch"] = (peers[direction], None)
         out.append((f"conv {label} {direction}", flops, impls))
+    out.append(fused_case(label, x, w, s, p, d, g, ys, flops))
     return out
+
+
+def fused_case(label, x, w, s, p, d, g, ys, flops):
+    """relu(conv(x, w) + b): the fused epilogue against the two-pass one and cuDNN conv + bias + relu."""
+    b = cp.asarray(np.random.default_rng(1).standard_normal(w.shape[0], dtype=np.float32))
+    y, y2, y_two = (cp.empty(ys, cp.float32) for _ in range(3))
+
+    def two_pass():
+        _cuda.conv2d(x, w, s, p, d, g, y_two, stream=stream_ptr())
+        _cuda.bias_act(y_two, b, 1, "relu", stream=stream_ptr())
+
+    backend = (lambda: K["conv2d_bias_act"](x, w, b, s, p, d, g, "relu"), None)
+    impls = {
+        "native": (lambda: _cuda.conv2d(x, w, s, p, d, g, y, stream=stream_ptr(), bias=b, activation="relu"),
+                   lambda: y),
+        "native-2pass": (two_pass, lambda: y_two),
+        "tf32": (lambda: _cuda.conv2d(x, w, s, p, d, g, y2, stream=stream_ptr(), version=2, bias=b,
+                                      activation="relu"), lambda: y2),
+        "backend": backend, "backend-tf32": backend,
+        "reference": (lambda: REF["conv2d_bias_act"](x, w, b, s, p, d, g, "relu"), None),
+    }
+    if torch is not None:
+        tx, tw, tb = (torch.as_tensor(a, device="cuda") for a in (x, w, b))
+        impls["torch-fp32"] = impls["torch"] = (lambda: F.relu(F.conv2d(tx, tw, tb, s, p, d, g)), None)
+    return f"conv {label} forward+bias+relu", flops, impls
 
 
 def pool_cases(rng, batch, image=(64, 112, 112)):

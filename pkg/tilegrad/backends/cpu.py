@@ -227,6 +227,11 @@ def conv2d(x, w, stride, padding, dilation, groups):
     return out
 
 
+def conv2d_bias_act(x, w, b, stride, padding, dilation, groups, activation):
+    """conv2d, then the epilogue in place on its fresh output (the CPU conv does not fuse it)."""
+    return bias_act(conv2d(x, w, stride, padding, dilation, groups), b, 1, activation)
+
+
 def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
     geo = conv_geometry(tuple(x_shape), w.shape, stride, padding, dilation, groups)
     if gy.dtype != F32 or w.dtype != F32 or geo is None or geo[3] != gy.shape or gy.size < SMALL_HEAVY:
@@ -387,7 +392,7 @@ if _cpu is not None:
         gelu=gelu, gelu_backward=gelu_backward,
         leaky_relu=leaky_relu, leaky_relu_backward=leaky_relu_backward,
         layer_norm=layer_norm, layer_norm_backward=layer_norm_backward,
-        conv2d=conv2d, conv2d_backward_input=conv2d_backward_input,
+        conv2d=conv2d, conv2d_bias_act=conv2d_bias_act, conv2d_backward_input=conv2d_backward_input,
         conv2d_backward_weight=conv2d_backward_weight,
         max_pool2d=max_pool2d, max_pool2d_backward=max_pool2d_backward,
         avg_pool2d=avg_pool2d, avg_pool2d_backward=avg_pool2d_backward,

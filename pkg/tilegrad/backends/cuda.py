@@ -276,13 +276,29 @@ def _conv_version():
     return 2 if precision.allow_tf32() else 1
 
 
+def _conv2d_native(x, w, b, geo, groups, activation):
+    out = _cupy().empty(geo[3], F32)
+    _cuda.conv2d(_c(x), _c(w), *geo[:3], groups, out, stream=_stream(), version=_conv_version(),
+                 bias=None if b is None else _c(b), activation=activation)
+    return out
+
+
 def conv2d(x, w, stride, padding, dilation, groups):
     geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
     if x.dtype != F32 or w.dtype != F32 or geo is None:
         return REF["conv2d"](x, w, stride, padding, dilation, groups)
-    out = _cupy().empty(geo[3], F32)
-    _cuda.conv2d(_c(x), _c(w), *geo[:3], groups, out, stream=_stream(), version=_conv_version())
-    return out
+    return _conv2d_native(x, w, None, geo, groups, "none")
+
+
+def conv2d_bias_act(x, w, b, stride, padding, dilation, groups, activation):
+    """act(conv2d(x, w) + b) with the bias and ReLU applied as the conv kernel stores its output
+    (one pass over y instead of two); other dtypes, bias shapes and activations run conv2d and
+    then bias_act, each with its own fallbacks."""
+    geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    if x.dtype != F32 or w.dtype != F32 or geo is None or activation not in ("none", "relu") \
+            or (b is not None and (b.dtype != F32 or b.shape != w.shape[:1])):
+        return bias_act(conv2d(x, w, stride, padding, dilation, groups), b, 1, activation)
+    return _conv2d_native(x, w, b, geo, groups, activation)
 
 
 def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
@@ -551,7 +567,8 @@ if _cuda is not None:
         gelu=gelu, gelu_backward=gelu_backward,
         leaky_relu=leaky_relu, leaky_relu_backward=leaky_relu_backward,
         layer_norm=layer_norm, layer_norm_backward=layer_norm_backward,
-        conv2d=conv2d, conv2d_backward_input=conv2d_backward_input, conv2d_backward_weight=conv2d_backward_weight,
+        conv2d=conv2d, conv2d_bias_act=conv2d_bias_act, conv2d_backward_input=conv2d_backward_input,
+        conv2d_backward_weight=conv2d_backward_weight,
         max_pool2d=max_pool2d, max_pool2d_backward=max_pool2d_backward,
         avg_pool2d=avg_pool2d, avg_pool2d_backward=avg_pool2d_backward,
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .reference import xp_of
+from .reference import bias_act, xp_of
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -203,6 +203,12 @@ def conv2d(x, w, stride, padding, dilation, groups):
     return y.reshape(n, o, out_h, out_w)
 
 
+def conv2d_bias_act(x, w, b, stride, padding, dilation, groups, activation):
+    """activation(conv2d(x, w) + b), b (O,) or None: the Conv2d layer with its epilogue, which the
+    native kernels may apply as the output is stored."""
+    return bias_act(conv2d(x, w, stride, padding, dilation, groups), b, 1, activation)
+
+
 def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
     n, o, out_h, out_w = gy.shape
     _, cg, kh, kw = w.shape
@@ -323,7 +329,8 @@ KERNELS = {
     "gelu": gelu, "gelu_backward": gelu_backward, "silu": silu, "silu_backward": silu_backward,
     "layer_norm": layer_norm, "layer_norm_backward": layer_norm_backward,
     "gather": gather, "gather_backward": gather_backward, "embedding_backward": embedding_backward,
-    "conv2d": conv2d, "conv2d_backward_input": conv2d_backward_input, "conv2d_backward_weight": conv2d_backward_weight,
+    "conv2d": conv2d, "conv2d_bias_act": conv2d_bias_act,
+    "conv2d_backward_input": conv2d_backward_input, "conv2d_backward_weight": conv2d_backward_weight,
     "max_pool2d": max_pool2d, "max_pool2d_backward": max_pool2d_backward,
     "avg_pool2d": avg_pool2d, "avg_pool2d_backward": avg_pool2d_backward,
 }

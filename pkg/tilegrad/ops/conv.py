@@ -17,9 +17,10 @@ class Conv2d(Op):
     @staticmethod
     def forward(ctx, x, w, b, stride, padding, dilation, groups, activation=None):
         ctx.geometry = stride, padding, dilation, groups
-        y = ctx.kernel("conv2d", x, w, stride, padding, dilation, groups)
-        if b is not None or activation is not None:  # the epilogue, in one pass over y
-            y = ctx.kernel("bias_act", y, b, 1, activation or "none")
+        if b is not None or activation is not None:  # with the epilogue (fused where the backend can)
+            y = ctx.kernel("conv2d_bias_act", x, w, b, stride, padding, dilation, groups, activation or "none")
+        else:
+            y = ctx.kernel("conv2d", x, w, stride, padding, dilation, groups)
         ctx.save_for_backward(x, w, y if activation == "relu" else None)
         return y
 
