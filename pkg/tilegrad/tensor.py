@@ -14,6 +14,7 @@ from .autograd import TensorBase, is_grad_enabled
 from .device import CPU, as_device
 from .ops import elementwise as E, activation as A, reduce as R, shape as S, matmul as M
 from .tensor_api import ApiMethods
+from .tensor_math import MathMethods
 from .tensor_shape import ShapeMethods, _norm_dim
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
@@ -31,7 +32,7 @@ def _binary_method(cls, reverse=False):
     return method
 
 
-class Tensor(TensorBase, ShapeMethods, ApiMethods):
+class Tensor(TensorBase, ShapeMethods, ApiMethods, MathMethods):
     """An n-dimensional array with PyTorch's names and semantics."""
 
     __slots__ = ()
