@@ -71,10 +71,14 @@ _FUNCTIONS = ("add sub mul div pow neg abs exp log log1p sqrt clamp clip maximum
               "floor ceil trunc fix frac round rsqrt reciprocal erf erfc erfinv expm1 log2 log10 exp2 square atan2 "
               "arctan2 hypot fmod remainder lerp clamp_min clamp_max nan_to_num isnan isinf isfinite isposinf "
               "isneginf signbit isreal logical_not logical_and logical_or logical_xor bitwise_not bitwise_and "
-              "bitwise_or bitwise_xor heaviside").split()
+              "bitwise_or bitwise_xor heaviside "
+              # shape and index (tensor_layout.py)
+              "flip fliplr flipud roll movedim moveaxis swapaxes swapdims t unflatten ravel tile select unbind narrow "
+              "diagonal diag trace outer ger nonzero argwhere count_nonzero masked_select take").split()
 globals().update({name: _method(name) for name in _FUNCTIONS})
 
 from .functional_math import addmm, allclose, baddbmm, bmm, einsum, isclose, multinomial  # noqa: E402
+from .functional_layout import cartesian_prod, diff, eye, histc, meshgrid  # noqa: E402
 
 __all__ = ["cat", "stack", "split", "chunk", "where", "addmm", "allclose", "baddbmm", "bmm", "einsum", "isclose",
-           "multinomial"] + list(_FUNCTIONS)
+           "multinomial", "cartesian_prod", "diff", "eye", "histc", "meshgrid"] + list(_FUNCTIONS)
