@@ -74,7 +74,9 @@ _FUNCTIONS = ("add sub mul div pow neg abs exp log log1p sqrt clamp clip maximum
               "bitwise_or bitwise_xor heaviside "
               # shape and index (tensor_layout.py)
               "flip fliplr flipud roll movedim moveaxis swapaxes swapdims t unflatten ravel tile select unbind narrow "
-              "diagonal diag trace outer ger nonzero argwhere count_nonzero masked_select take").split()
+              "diagonal diag trace outer ger nonzero argwhere count_nonzero masked_select take "
+              # reductions (tensor_reduce.py)
+              "var_mean std_mean median nansum nanmean aminmax cummax cummin").split()
 globals().update({name: _method(name) for name in _FUNCTIONS})
 
 from .functional_math import addmm, allclose, baddbmm, bmm, einsum, isclose, multinomial  # noqa: E402

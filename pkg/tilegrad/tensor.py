@@ -16,6 +16,7 @@ from .ops import elementwise as E, activation as A, reduce as R, shape as S, mat
 from .tensor_api import ApiMethods
 from .tensor_layout import LayoutMethods
 from .tensor_math import MathMethods
+from .tensor_reduce import ReduceMethods
 from .tensor_shape import ShapeMethods, _norm_dim
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
@@ -33,7 +34,7 @@ def _binary_method(cls, reverse=False):
     return method
 
 
-class Tensor(TensorBase, ShapeMethods, ApiMethods, MathMethods, LayoutMethods):
+class Tensor(TensorBase, ShapeMethods, ApiMethods, MathMethods, LayoutMethods, ReduceMethods):
     """An n-dimensional array with PyTorch's names and semantics."""
 
     __slots__ = ()
@@ -316,8 +317,9 @@ class Tensor(TensorBase, ShapeMethods, ApiMethods, MathMethods, LayoutMethods):
             x = x.to(dtypes.int64)
         return R.Sum.apply(x, self._reduce_dims(dim), keepdim)
 
-    def mean(self, dim=None, keepdim=False):
-        return R.Mean.apply(self._floating(), self._reduce_dims(dim), keepdim)
+    def mean(self, dim=None, keepdim=False, dtype=None):
+        x = self._floating() if dtype is None else self.to(dtype)._floating()
+        return R.Mean.apply(x, self._reduce_dims(dim), keepdim)
 
     def var(self, dim=None, unbiased=True, keepdim=False, correction=None):
         correction = (1 if unbiased else 0) if correction is None else correction
