@@ -4,7 +4,6 @@ import numbers
 
 import numpy as np
 
-from . import dtypes
 from .autograd import TensorBase
 from .backends.reference import xp_of
 from .tensor import Tensor
