@@ -11,6 +11,15 @@ from .tensor import Tensor
 from .tensor_shape import _dims
 
 
+def _size(args, size):
+    """Sizes given as ``zeros(2, 3)``, ``zeros((2, 3))`` or ``zeros(size=(2, 3))``."""
+    if size is not None:
+        if args:
+            raise TypeError("sizes given both positionally and as size=")
+        return _dims((size,)) if isinstance(size, (tuple, list)) else (size,)
+    return _dims(args)
+
+
 def _xp(device):
     if device.type == "cpu":
         return np
@@ -93,16 +102,16 @@ def from_dlpack(obj):
     return Tensor(array)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False):
-    return _make(lambda xp, s, d: xp.zeros(s, d), _dims(size), dtype, device, requires_grad)
+def zeros(*size_args, size=None, dtype=None, device=None, requires_grad=False):
+    return _make(lambda xp, s, d: xp.zeros(s, d), _size(size_args, size), dtype, device, requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False):
-    return _make(lambda xp, s, d: xp.ones(s, d), _dims(size), dtype, device, requires_grad)
+def ones(*size_args, size=None, dtype=None, device=None, requires_grad=False):
+    return _make(lambda xp, s, d: xp.ones(s, d), _size(size_args, size), dtype, device, requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _make(lambda xp, s, d: xp.empty(s, d), _dims(size), dtype, device, requires_grad)
+def empty(*size_args, size=None, dtype=None, device=None, requires_grad=False):
+    return _make(lambda xp, s, d: xp.empty(s, d), _size(size_args, size), dtype, device, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
@@ -147,11 +156,13 @@ def _random(sample_cpu, sample_gpu, size, dtype, device, requires_grad, generato
         return _finish(sample_gpu(cp.random, shape).astype(dtype.np, copy=False), device, requires_grad)
 
 
-def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
+def rand(*size_args, size=None, dtype=None, device=None, requires_grad=False, generator=None):
+    size = _size(size_args, size)
     return _random(lambda g, s: g.random(s), lambda r, s: r.random_sample(s), size, dtype, device, requires_grad, generator)
 
 
-def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
+def randn(*size_args, size=None, dtype=None, device=None, requires_grad=False, generator=None):
+    size = _size(size_args, size)
     return _random(lambda g, s: g.standard_normal(s), lambda r, s: r.standard_normal(s), size, dtype, device,
                    requires_grad, generator)
 

@@ -65,10 +65,22 @@ def _method(name):
 _FUNCTIONS = ("add sub mul div pow neg abs exp log log1p sqrt clamp clip maximum minimum relu sigmoid tanh softmax "
               "log_softmax sum mean var std logsumexp max min amax amin argmax argmin matmul reshape transpose "
               "permute unsqueeze squeeze flatten eq ne lt le gt ge clone "
-              "topk sort argsort cumsum prod norm sign index_select unique gather scatter scatter_add tril triu").split()
+              "topk sort argsort cumsum prod norm sign index_select unique gather scatter scatter_add tril triu "
+              # elementwise math (tensor_math.py)
+              "sin cos tan asin acos atan sinh cosh asinh acosh atanh arcsin arccos arctan arcsinh arccosh arctanh "
+              "floor ceil trunc fix frac round rsqrt reciprocal erf erfc erfinv expm1 log2 log10 exp2 square atan2 "
+              "arctan2 hypot fmod remainder lerp clamp_min clamp_max nan_to_num isnan isinf isfinite isposinf "
+              "isneginf signbit isreal logical_not logical_and logical_or logical_xor bitwise_not bitwise_and "
+              "bitwise_or bitwise_xor heaviside "
+              # shape and index (tensor_layout.py)
+              "flip fliplr flipud roll movedim moveaxis swapaxes swapdims t unflatten ravel tile select unbind narrow "
+              "diagonal diag trace outer ger nonzero argwhere count_nonzero masked_select take "
+              # reductions (tensor_reduce.py)
+              "var_mean std_mean median nansum nanmean aminmax cummax cummin").split()
 globals().update({name: _method(name) for name in _FUNCTIONS})
 
 from .functional_math import addmm, allclose, baddbmm, bmm, einsum, isclose, multinomial  # noqa: E402
+from .functional_layout import cartesian_prod, diff, eye, histc, meshgrid  # noqa: E402
 
 __all__ = ["cat", "stack", "split", "chunk", "where", "addmm", "allclose", "baddbmm", "bmm", "einsum", "isclose",
-           "multinomial"] + list(_FUNCTIONS)
+           "multinomial", "cartesian_prod", "diff", "eye", "histc", "meshgrid"] + list(_FUNCTIONS)

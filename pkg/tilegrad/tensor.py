@@ -14,6 +14,9 @@ from .autograd import TensorBase, is_grad_enabled
 from .device import CPU, as_device
 from .ops import elementwise as E, activation as A, reduce as R, shape as S, matmul as M
 from .tensor_api import ApiMethods
+from .tensor_layout import LayoutMethods
+from .tensor_math import MathMethods
+from .tensor_reduce import ReduceMethods
 from .tensor_shape import ShapeMethods, _norm_dim
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
@@ -31,7 +34,7 @@ def _binary_method(cls, reverse=False):
     return method
 
 
-class Tensor(TensorBase, ShapeMethods, ApiMethods):
+class Tensor(TensorBase, ShapeMethods, ApiMethods, MathMethods, LayoutMethods, ReduceMethods):
     """An n-dimensional array with PyTorch's names and semantics."""
 
     __slots__ = ()
@@ -314,8 +317,9 @@ class Tensor(TensorBase, ShapeMethods, ApiMethods):
             x = x.to(dtypes.int64)
         return R.Sum.apply(x, self._reduce_dims(dim), keepdim)
 
-    def mean(self, dim=None, keepdim=False):
-        return R.Mean.apply(self._floating(), self._reduce_dims(dim), keepdim)
+    def mean(self, dim=None, keepdim=False, dtype=None):
+        x = self._floating() if dtype is None else self.to(dtype)._floating()
+        return R.Mean.apply(x, self._reduce_dims(dim), keepdim)
 
     def var(self, dim=None, unbiased=True, keepdim=False, correction=None):
         correction = (1 if unbiased else 0) if correction is None else correction
@@ -452,8 +456,12 @@ class Tensor(TensorBase, ShapeMethods, ApiMethods):
 
 Tensor._result_type = Tensor
 
-def where(condition, input, other):  # noqa: A002 - PyTorch's argument names
-    """``condition ? input : other`` elementwise, with broadcasting; either value may be a scalar."""
+def where(condition, input=None, other=None):  # noqa: A002 - PyTorch's argument names
+    """``condition ? input : other`` elementwise, with broadcasting; either value may be a scalar.
+    With the condition alone, the indices where it holds (``nonzero(as_tuple=True)``)."""
+    if input is None and other is None:
+        cond = condition if isinstance(condition, Tensor) else Tensor(np.asarray(condition))
+        return cond.nonzero(as_tuple=True)
     ref = input if isinstance(input, Tensor) else other
     if not isinstance(ref, Tensor):
         raise TypeError("where: at least one of input and other must be a Tensor")

@@ -260,9 +260,9 @@ KERNELS = {name: fn for name, fn in globals().items()
 
 def _add_nn_kernels():
     from . import (reference_activation, reference_attention, reference_index, reference_loss,  # the neural-network
-                   reference_nn, reference_sort)  # kernels live in their own files
+                   reference_math, reference_nn, reference_sort)  # kernels live in their own files
     for family in (reference_nn.KERNELS, reference_loss.KERNELS, reference_attention.KERNELS, reference_index.KERNELS,
-                   reference_sort.KERNELS, reference_activation.KERNELS):
+                   reference_sort.KERNELS, reference_activation.KERNELS, reference_math.KERNELS):
         overlap = set(KERNELS) & set(family)
         assert not overlap, f"kernels defined twice: {overlap}"
         KERNELS.update(family)

@@ -5,4 +5,4 @@ sample inputs (for the parity and gradient tests) and its cost (for the bench).
 """
 from .base import OPS, Cost, Op, Sample, op  # noqa: F401
 from . import (elementwise, activation, activation_extra, reduce, shape, matmul, norm, gather, conv, loss,  # noqa: F401,E402
-               attention, sort, select, linalg)  # (fills OPS)
+               attention, sort, select, linalg, math)  # (fills OPS)
