@@ -31,6 +31,10 @@ ROOT = Path(__file__).resolve().parent
 # (virtual architecture, code) pairs: SASS for sm_80 and sm_90, PTX for compute_90
 # so newer GPUs JIT-compile it.
 CUDA_GENCODE = [("compute_80", "sm_80"), ("compute_90", "sm_90"), ("compute_90", "compute_90")]
+# Files built for other targets than CUDA_GENCODE. Hopper's wgmma exists only in sm_90a code
+# (compute capability 9.0 exactly); its kernel is launched only on such a device, and an sm_90a
+# image alone leaves the loader no other (empty-bodied) image to pick.
+CUDA_GENCODE_OVERRIDE = {"matmul_wgmma.cu": [("compute_90a", "sm_90a")]}
 NVCC_FLAGS = [
     "-O3",
     "--std=c++17",
@@ -190,10 +194,11 @@ class build_ext(_build_ext):
     def _compile_cuda(self, nvcc, ext):
         out_dir = Path(self.build_temp) / "cuda"
         out_dir.mkdir(parents=True, exist_ok=True)
-        gencode = [f"-gencode=arch={a},code={c}" for a, c in CUDA_GENCODE]
         includes = [f"-I{ROOT / d}" for d in ext.include_dirs_cuda]
         jobs = []
         for src in ext.cuda_sources:
+            targets = CUDA_GENCODE_OVERRIDE.get(Path(src).name, CUDA_GENCODE)
+            gencode = [f"-gencode=arch={a},code={c}" for a, c in targets]
             obj = out_dir / (Path(src).stem + ".o")
             cmd = [nvcc, "-c", str(ROOT / src), "-o", str(obj), *NVCC_FLAGS, *gencode, *includes]
             jobs.append((cmd, str(obj)))

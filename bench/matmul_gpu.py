@@ -1,6 +1,7 @@
 """GPU timing of tilegrad's matmul kernels against cuBLAS (through CuPy and PyTorch), in one
 process, for the issue's rows: float32 without tensor cores, TF32, float16 and bfloat16 at
-8192^3 by default. On a GPU machine, after building with CUDA:
+8192^3 by default. The 16-bit rows time the mma.sync kernel (version 1) and, on a compute
+capability 9.0 GPU, Hopper's wgmma kernel (version 2) against PyTorch's (cuBLAS). On a GPU machine, after building with CUDA:
 
     PYTHONPATH=pkg python bench/matmul_gpu.py [--size 8192] [--repeats 10] [--only fp32,tf32,f16,bf16]
         [--json results.json]
@@ -30,12 +31,21 @@ def parse_args():
     return p.parse_args()
 
 
+# (m, n, k, trans_a, trans_b) of the correctness check before timing: ragged, every transpose.
+CHECK_SHAPES = [(1000, 777, 552, False, False), (256, 136, 1024, True, False), (129, 520, 64, False, True),
+                (640, 384, 200, True, True)]
+# The same for the wgmma kernel, which takes K and stored row lengths that are multiples of 8 only.
+CHECK_SHAPES_MULT8 = [(1000, 776, 552, False, False), (256, 136, 1024, True, False), (129, 520, 64, False, True),
+                      (640, 384, 200, True, True)]
+
+
 class Kind:
     """One row of the table: how tilegrad multiplies arrays of this kind, and how the inputs are
     made and read back as float64."""
 
-    def __init__(self, name, make, back, run, rtol):
+    def __init__(self, name, make, back, run, rtol, shapes=None):
         self.name, self.make, self.back, self.run, self.rtol = name, make, back, run, rtol
+        self.shapes = shapes or CHECK_SHAPES
 
 
 def kinds(cp, _cuda):
@@ -46,10 +56,20 @@ def kinds(cp, _cuda):
             _cuda.matmul(a, b, out, stream=stream(), version=version, **kw)
         return run
 
-    def half_run(bf16):
+    def half_run(bf16, version):
         def run(a, b, out, **kw):
-            _cuda.matmul_half(a, b, out, stream=stream(), bfloat16=bf16, **kw)
+            _cuda.matmul_half(a, b, out, stream=stream(), bfloat16=bf16, version=version, **kw)
         return run
+
+    # version 1: mma.sync (sm_80+); version 2: Hopper's wgmma, on compute capability 9.0 only.
+    hopper = cp.cuda.Device().compute_capability == "90"
+
+    def half_kinds(label, bf16, rtol, **conv):
+        rows = [Kind(f"tilegrad {label} v1 mma.sync", run=half_run(bf16, 1), rtol=rtol, **conv)]
+        if hopper:
+            rows.append(Kind(f"tilegrad {label} v2 wgmma", run=half_run(bf16, 2), rtol=rtol,
+                             shapes=CHECK_SHAPES_MULT8, **conv))
+        return rows
 
     f32 = dict(make=lambda x: x.astype(cp.float32), back=lambda x: x.astype(cp.float64))
     f16 = dict(make=lambda x: x.astype(cp.float16), back=lambda x: x.astype(cp.float64))
@@ -59,8 +79,8 @@ def kinds(cp, _cuda):
         "fp32": [Kind("tilegrad fp32 v1", run=f32_run(1), rtol=1e-5, **f32),
                  Kind("tilegrad fp32 v2", run=f32_run(2), rtol=1e-5, **f32)],
         "tf32": [Kind("tilegrad tf32 v3", run=f32_run(3), rtol=3e-3, **f32)],
-        "f16": [Kind("tilegrad float16", run=half_run(False), rtol=4e-3, **f16)],
-        "bf16": [Kind("tilegrad bfloat16", run=half_run(True), rtol=2e-2, **bf16)],
+        "f16": half_kinds("float16", False, 4e-3, **f16),
+        "bf16": half_kinds("bfloat16", True, 2e-2, **bf16),
     }
 
 
@@ -68,8 +88,7 @@ def check(cp, kind):
     """Raises SystemExit unless `kind` matches a float64 product on ragged and transposed
     problems, with a bias (of the inputs' type) and ReLU."""
     rng = np.random.default_rng(0)
-    for m, n, k, ta, tb in [(1000, 777, 552, False, False), (256, 136, 1024, True, False),
-                            (129, 520, 64, False, True), (640, 384, 200, True, True)]:
+    for m, n, k, ta, tb in kind.shapes:
         a = kind.make(cp.asarray(rng.standard_normal((k, m) if ta else (m, k))))
         b = kind.make(cp.asarray(rng.standard_normal((n, k) if tb else (k, n))))
         bias = kind.make(cp.asarray(rng.standard_normal(n)))
@@ -143,7 +162,7 @@ def main():
                    "vs_peer": None if base is None else base / t.median}
             rows.append(row)
             ratio = "" if base is None else f"   {row['vs_peer']:.2f}x the last peer's speed"
-            print(f"  {name:5s} {label:22s} {row['ms']:9.2f} ms {row['tflops']:7.1f} TFLOP/s{ratio}")
+            print(f"  {name:5s} {label:30s} {row['ms']:9.2f} ms {row['tflops']:7.1f} TFLOP/s{ratio}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"gpu": props["name"].decode(), "size": n, "rows": rows}, f, indent=1)

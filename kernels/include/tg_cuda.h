@@ -59,6 +59,15 @@ typedef struct {
   void* out;
 } TgMatmul16;
 int tg_cuda_matmul_f16(const TgMatmul16* args, void* stream);
+// The same product by Hopper's warpgroup MMA (matmul_wgmma.cu, sm_90a: compute capability 9.0
+// only), for the fast path's shapes alone (tg_cuda_matmul_f16_wgmma_takes != 0; others return
+// cudaErrorInvalidValue); cudaErrorNoKernelImageForDevice where tg_cuda_has_wgmma() is 0.
+int tg_cuda_matmul_f16_wgmma(const TgMatmul16* args, void* stream);
+int tg_cuda_matmul_f16_wgmma_takes(const TgMatmul16* args);
+int tg_cuda_has_wgmma(void);  // the current device runs sm_90a code
+// Kernel choice (matmul_half.cu): version 0 the wgmma kernel where it runs and takes the shape,
+// else the mma.sync one; 1 the mma.sync kernel (tg_cuda_matmul_f16); 2 the wgmma kernel.
+int tg_cuda_matmul_half(const TgMatmul16* args, int version, void* stream);
 
 // Softmax along one dim of a C-contiguous array seen as (outer, n, inner), n the
 // reduced dim's size; log != 0 gives log_softmax. out may be x exactly. dtype: TG_DTYPE_F32 or
