@@ -74,7 +74,7 @@ def test_batched_bias_relu(hopper, rng, trans_a, trans_b, dtype):
 @pytest.mark.cuda
 @DTYPES
 def test_automatic_choice(hopper, rng, dtype):
-    check(hopper, rng, None, 264, 304, 328, dtype, version=0)       # takes wgmma here
+    check(hopper, rng, None, 264, 304, 328, dtype, version=0)       # mma.sync until wgmma is the default
     check(hopper, rng, None, 40, 24, 13, dtype, trans_b=True, version=0)  # the mma.sync guarded loads
 
 
