@@ -1,0 +1,76 @@
+"""Runs tilegrad's GPU tests (`@pytest.mark.cuda`) on the CPU: the ``cuda`` device, the CUDA
+backend and the real tilegrad._cuda bindings, with
+
+- ``cupy`` the NumPy-backed stand-in in fake_cupy/ (arrays that are not np.ndarray, so tilegrad
+  treats them as GPU arrays), and
+- ``tilegrad._cuda`` built from csrc/cuda + kernels/cuda/*.cu by g++ against the CUDA emulation
+  of tests/native/cuda_emu (build_module.py; cached, the first build takes several minutes).
+
+    PYTHONPATH=pkg python tests/emulated_gpu/run.py              # the default GPU test files
+    PYTHONPATH=pkg python tests/emulated_gpu/run.py tests/cuda -x  # chosen files / pytest options
+
+Every CUDA thread is an OS thread, so tests with large shapes are far too slow: SKIP below lists
+the ones deselected and why. What the emulation cannot check: timing, asynchrony and stream
+races (every launch completes before it returns), the memory pool, more than one device, and the
+real hardware (tensor-core numerics, register and shared-memory limits); see fake_cupy/cupy.
+"""
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+DEFAULT_TARGETS = [
+    "tests/cuda",
+    "tests/native",
+    "tests/ops/test_parity.py",
+    "tests/nn/test_module.py",
+    "tests/test_serialization.py",
+]
+
+# Tests skipped under the emulation: node id prefix -> why.
+SKIP = {
+}
+
+
+class _SkipTooSlow:
+    """Marks the SKIP tests skipped, with their reason in the report."""
+
+    @staticmethod
+    def pytest_collection_modifyitems(config, items):
+        import pytest
+        for item in items:
+            for prefix, why in SKIP.items():
+                if item.nodeid.startswith(prefix):
+                    item.add_marker(pytest.mark.skip(reason=f"emulated GPU: {why}"))
+
+
+def install():
+    """Put the fake CuPy first on sys.path and the emulated module in sys.modules as
+    tilegrad._cuda; call before tilegrad is imported."""
+    if "tilegrad" in sys.modules:
+        raise RuntimeError("install() must run before tilegrad is imported")
+    sys.path.insert(0, str(HERE / "fake_cupy"))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE / "fake_cupy")] + os.environ.get("PYTHONPATH", "").split(os.pathsep))
+    sys.path.insert(0, str(HERE))
+    from build_module import build
+    lib = build()
+    spec = importlib.util.spec_from_file_location("tilegrad._cuda", lib)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["tilegrad._cuda"] = module
+    return module
+
+
+def main(argv):
+    install()
+    import pytest
+    args = [a for a in argv if not a.startswith("-")] and argv or DEFAULT_TARGETS + argv
+    os.chdir(ROOT)
+    return pytest.main(["-p", "no:cacheprovider", "-m", "cuda", *args], plugins=[_SkipTooSlow()])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
