@@ -8,6 +8,11 @@ backend and the real tilegrad._cuda bindings, with
 
     PYTHONPATH=pkg python tests/emulated_gpu/run.py              # the default GPU test files
     PYTHONPATH=pkg python tests/emulated_gpu/run.py tests/cuda -x  # chosen files / pytest options
+    PYTHONPATH=pkg python tests/emulated_gpu/run.py --sample 2      # the first 2 cases of each test
+
+The default run takes over an hour on two cores (tests/native alone has ~1700 kernel cases);
+``--sample N`` keeps the first N parametrizations of every test function (the rest deselected),
+enough for the Python, binding and integration paths every case shares.
 
 Every CUDA thread is an OS thread, so tests with large shapes are far too slow: SKIP below lists
 the ones deselected and why. What the emulation cannot check: timing, asynchrony and stream
@@ -35,12 +40,23 @@ SKIP = {
 }
 
 
-class _SkipTooSlow:
-    """Marks the SKIP tests skipped, with their reason in the report."""
+class _Selection:
+    """Marks the SKIP tests skipped, with their reason in the report; with a sample size, keeps
+    only the first `sample` cases of each test function."""
 
-    @staticmethod
-    def pytest_collection_modifyitems(config, items):
+    def __init__(self, sample=None):
+        self.sample = sample
+
+    def pytest_collection_modifyitems(self, config, items):
         import pytest
+        if self.sample:
+            seen, keep, drop = {}, [], []
+            for item in items:
+                key = item.nodeid.split("[")[0]
+                seen[key] = seen.get(key, 0) + 1
+                (keep if seen[key] <= self.sample else drop).append(item)
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
         for item in items:
             for prefix, why in SKIP.items():
                 if item.nodeid.startswith(prefix):
@@ -65,11 +81,18 @@ def install():
 
 
 def main(argv):
+    sample = None
+    if "--sample" in argv:
+        i = argv.index("--sample")
+        sample = int(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
     install()
     import pytest
-    args = [a for a in argv if not a.startswith("-")] and argv or DEFAULT_TARGETS + argv
+    # test paths given (a file, folder or node id): those; otherwise the default targets
+    given = any((ROOT / a.split("::")[0]).exists() for a in argv if not a.startswith("-"))
+    args = argv if given else DEFAULT_TARGETS + argv
     os.chdir(ROOT)
-    return pytest.main(["-p", "no:cacheprovider", "-m", "cuda", *args], plugins=[_SkipTooSlow()])
+    return pytest.main(["-p", "no:cacheprovider", "-m", "cuda", *args], plugins=[_Selection(sample)])
 
 
 if __name__ == "__main__":
