@@ -1,0 +1,3 @@
+import importlib
+
+special = importlib.import_module(".special", __name__)
