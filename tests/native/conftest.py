@@ -26,3 +26,13 @@ def rng(request):
     seed = int(os.environ.get("TILEGRAD_TEST_SEED", np.random.SeedSequence().entropy % 2**32))
     request.node.user_properties.append(("seed", seed))
     return Rng(seed)
+
+
+@pytest.fixture
+def stream():
+    """A non-default CuPy stream, current for the test: kernels must honour the one they are given."""
+    cp = pytest.importorskip("cupy", reason="CuPy is not installed")
+    s = cp.cuda.Stream(non_blocking=True)
+    with s:
+        yield s
+    s.synchronize()

@@ -51,15 +51,6 @@ CASES = [
 IDS = [f"x{c[0]}w{c[1]}s{c[2]}p{c[3]}d{c[4]}g{c[5]}" for c in CASES]
 
 
-@pytest.fixture
-def stream():
-    """A non-default stream: kernels must honour the one they are given."""
-    s = cp.cuda.Stream(non_blocking=True)
-    with s:
-        yield s
-    s.synchronize()
-
-
 def nan_array(shape):
     return cp.full(shape, cp.nan, dtype=cp.float32)
 

@@ -15,15 +15,6 @@ if not _cuda.is_available():
 RAGGED = [1, 7, 33, 65, 127, 257]
 
 
-@pytest.fixture
-def stream():
-    """A non-default stream: kernels must honour the one they are given."""
-    s = cp.cuda.Stream(non_blocking=True)
-    with s:
-        yield s
-    s.synchronize()
-
-
 def to_gpu(x):
     return cp.asarray(x)
 

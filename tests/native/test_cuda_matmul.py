@@ -18,15 +18,6 @@ TRANS = list(itertools.product([False, True], repeat=2))
 TRANS_IDS = ["NN", "NT", "TN", "TT"]
 
 
-@pytest.fixture
-def stream():
-    """A non-default stream: kernels must honour the one they are given."""
-    s = cp.cuda.Stream(non_blocking=True)
-    with s:
-        yield s
-    s.synchronize()
-
-
 def stored(x, trans):
     """x as the kernel is given it: x itself, or the C-contiguous transpose (last two dims)."""
     return np.ascontiguousarray(np.swapaxes(x, -1, -2)) if trans else x

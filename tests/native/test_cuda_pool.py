@@ -57,14 +57,6 @@ AVG_CASES = [
 AVG_IDS = [f"x{c[0]}k{c[1]}s{c[2]}p{c[3]}{'-ceil' if c[4] else ''}-pad{int(c[5])}-div{c[6]}" for c in AVG_CASES]
 
 
-@pytest.fixture
-def stream():
-    s = cp.cuda.Stream(non_blocking=True)
-    with s:
-        yield s
-    s.synchronize()
-
-
 def out_shape(xs, k, s, p, d, ceil):
     return pool_geometry(xs, k, s, p, d, ceil)[4]
 
