@@ -247,17 +247,7 @@ def test_empty_sums(lib, rng, version):
 
 
 def test_no_data_races(tmp_path):
-    # ThreadSanitizer cannot be loaded into Python here, so a C++ driver runs the kernels.
-    try:
-        exe = emulate.build_race_driver(SOURCES, tmp_path, driver="race_driver_conv.cpp")
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip("g++ cannot build the ThreadSanitizer driver")
-    # TSan needs a fixed memory layout: without address-space randomisation where setarch exists.
-    cmd = ["setarch", os.uname().machine, "-R", str(exe)] if shutil.which("setarch") else [str(exe)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    report = run.stdout + run.stderr
-    assert "ThreadSanitizer" not in report, report[-4000:]
-    assert run.returncode == 0 and "race driver done, error 0" in report, report[-4000:]
+    emulate.assert_no_races(SOURCES, tmp_path, "race_driver_conv.cpp")
 
 
 # ---- the backend's choice: v2 under set_float32_matmul_precision("high"), v1 otherwise --------

@@ -199,20 +199,9 @@ def test_rejects_bad_arguments(lib):
 
 
 def test_no_data_races(tmp_path):
-    # ThreadSanitizer cannot be loaded into Python here, so a C++ driver runs the kernel.
-    files, flags = emulate._prepare(["matmul_f16.cu"], tmp_path)
-    exe = tmp_path / "race_driver_matmul16"
-    driver = emulate.HERE / "race_driver_matmul16.cpp"
-    try:
-        subprocess.run(["g++", *flags, "-fsanitize=thread", *files, str(driver), "-o", str(exe)], check=True)
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip("g++ cannot build the ThreadSanitizer driver")
-    # TSan needs a fixed memory layout: without address-space randomisation where setarch exists.
-    cmd = ["setarch", os.uname().machine, "-R", str(exe)] if shutil.which("setarch") else [str(exe)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    report = run.stdout + run.stderr
-    assert "ThreadSanitizer" not in report, report[-4000:]
-    assert run.returncode == 0 and "race driver done, error 0" in report, report[-4000:]
+    # The mma.sync kernel through tg_cuda_matmul_half version 1.
+    emulate.assert_no_races(["matmul_f16.cu", "matmul_wgmma.cu", "matmul_half.cu"], tmp_path,
+                            "race_driver_matmul16.cpp", args=[1], timeout=1200)
 
 
 # ---- the CUDA backend's float16 matmul / linear, with NumPy as CuPy and the emulated kernel ----

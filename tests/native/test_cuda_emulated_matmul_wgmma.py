@@ -7,7 +7,6 @@ missing wait_group or proxy fence would not show here (matmul_wgmma.cu argues th
 GPU tests in test_cuda_matmul16.py check the hardware). Slow: g++ builds the kernels and every
 block of 256 threads runs as 256 OS threads, so shapes stay small."""
 import ctypes
-import os
 import shutil
 import subprocess
 
@@ -126,16 +125,5 @@ def test_refuses_what_it_does_not_take(lib, rng):
 
 
 def test_no_data_races(tmp_path):
-    # ThreadSanitizer cannot be loaded into Python here, so a C++ driver runs the kernel.
-    files, flags = emulate._prepare(["matmul_f16.cu", "matmul_wgmma.cu", "matmul_half.cu"], tmp_path)
-    exe = tmp_path / "race_driver_wgmma"
-    try:
-        subprocess.run(["g++", *flags, "-fsanitize=thread", *files, str(emulate.HERE / "race_driver_wgmma.cpp"),
-                        "-o", str(exe)], check=True)
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip("g++ cannot build the ThreadSanitizer driver")
-    cmd = ["setarch", os.uname().machine, "-R", str(exe)] if shutil.which("setarch") else [str(exe)]
-    run_ = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    report = run_.stdout + run_.stderr
-    assert "ThreadSanitizer" not in report, report[-4000:]
-    assert run_.returncode == 0 and "race driver done, error 0" in report, report[-4000:]
+    emulate.assert_no_races(["matmul_f16.cu", "matmul_wgmma.cu", "matmul_half.cu"], tmp_path,
+                            "race_driver_matmul16.cpp", args=[2], timeout=1200)

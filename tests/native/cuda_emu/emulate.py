@@ -3,6 +3,7 @@ the CPU (see cuda_runtime.h here): launches `k<<<grid, block[, smem[, stream]]>>
 `emu::launch([&] { k(args); }, grid, block[, smem[, stream]]);` and dynamic shared memory a
 per-block heap buffer. Device pointers are host pointers. For tests of kernel logic (indexing,
 shared memory, barriers, shuffles) where no GPU exists; numbers match a GPU's up to libm."""
+import os
 import re
 import shutil
 import subprocess
@@ -82,3 +83,19 @@ def build_race_driver(sources, out_dir, driver="race_driver.cpp"):
     subprocess.run(["g++", *flags, "-fsanitize=thread", *files, str(HERE / driver), "-o", str(exe)],
                    check=True)
     return exe
+
+
+def assert_no_races(sources, out_dir, driver, args=(), timeout=1800):
+    """Build `driver` with the kernels under ThreadSanitizer (ThreadSanitizer cannot be loaded
+    into Python), run it with `args`, and fail on any report; skip where g++ cannot build it."""
+    import pytest  # the test helpers are only used under pytest
+    try:
+        exe = build_race_driver(sources, out_dir, driver)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("g++ cannot build the ThreadSanitizer driver")
+    # TSan needs a fixed memory layout: without address-space randomisation where setarch exists.
+    cmd = ["setarch", os.uname().machine, "-R", str(exe)] if shutil.which("setarch") else [str(exe)]
+    run = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    report = run.stdout + run.stderr
+    assert "ThreadSanitizer" not in report, report[-4000:]
+    assert run.returncode == 0 and "race driver done, error 0" in report, report[-4000:]
