@@ -4,7 +4,8 @@
 // (attention_mma_bwd.cu), which works from out and lse alone.
 //
 // FlashAttention-2's forward:
-//   - a block of 4 warps takes 64 queries (16 per warp) of one batch entry, last tiles first
+//   - a block of 8 warps (E = 64) or 4 (E = 128) takes 16 queries per warp of one batch entry,
+//     128 or 64 in all, last tiles first
 //     (under is_causal they see the most keys). The Q tile is copied into shared memory once
 //     and read with ldmatrix into A fragments that stay in registers (E / 4 words per thread);
 //   - K and V stream through shared memory in 64-key tiles, two stages: the cp.async copies of
@@ -16,17 +17,19 @@
 //   - online softmax in registers (each thread holds 2 rows; row max / sum over the 4 lanes of
 //     a quad by 2 shuffles). Only tiles that need it are masked: a bool / float mask, keys past
 //     S, or a causal tile that crosses this warp's diagonal. Causal tiles wholly above the
-//     diagonal are never loaded (the key loop stops at the block's last query);
+//     diagonal are never loaded (the key loop stops at the block's last query), and a warp
+//     skips the tiles wholly past its own last query (and a warp wholly past L does nothing);
 //   - P, rounded to the input type, goes from the score C fragments straight into the A
 //     fragments of P V (two adjacent 8-key C fragments are one 16-deep A fragment), and V's B
 //     fragments come from ldmatrix.trans of the [key][d] tile.
 // Shared memory is unpadded and XOR-swizzled: the 16-byte chunk c of row r sits at chunk
 // c ^ (r % 8), so the 8 row addresses of every ldmatrix (same logical chunk, 8 consecutive
-// rows) and every 16-byte cp.async of a warp fall in distinct banks. Q [64][E] + 2 stages of
-// K and V [64][E]: 40 KiB (E = 64) or 80 KiB (E = 128).
+// rows) and every 16-byte cp.async of a warp fall in distinct banks. Q [128 or 64][E] + 2
+// stages of K and V [64][E]: 48 KiB (E = 64) or 80 KiB (E = 128).
 //
-// Registers (nvcc 13.0, -Xptxas -v, no spills): see the report in the commit that last changed
-// this kernel; E = 64: 114 (sm_80) / 116 (sm_90), E = 128: 168 / 168 — two blocks per SM fit.
+// Registers per thread (nvcc 13.0, -Xptxas -v, no spills, float16 and bfloat16 alike):
+// E = 64, 256 threads: 164 (sm_80) / 168 (sm_90), one block per SM; E = 128, 128 threads:
+// 218 / 223, two blocks per SM.
 //
 // Global rows are copied 16 bytes at a time when q, k and v are 16-byte aligned, 4 bytes
 // otherwise (the binding guarantees 4); out is written 4 bytes at a time.
@@ -48,18 +51,22 @@ namespace {
 using mma16::mma;
 using mma16::pack2;
 
-constexpr int kThreads = 128;  // 4 warps
-constexpr int kBr = 64;        // queries per block: 16 per warp
-constexpr int kBc = 64;        // keys per streamed tile
+constexpr int kBc = 64;  // keys per streamed tile
 constexpr unsigned kFull = 0xffffffffu;
 
+// E = 64: 8 warps (128 queries per block, half the K / V traffic per query; one block of 256
+// threads per SM by registers). E = 128: 4 warps (64 queries; two blocks per SM).
 template <int kD>
 struct Fwd {
-  static constexpr int kTile = kBc * kD;     // halves of one K or V stage (and of the Q tile: kBr == kBc)
+  static constexpr int kWarps = kD == 64 ? 8 : 4;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kMinBlocks = kD == 64 ? 1 : 2;  // per SM, for __launch_bounds__
+  static constexpr int kBr = 16 * kWarps;    // queries per block: 16 per warp
+  static constexpr int kTile = kBc * kD;     // halves of one K or V stage
   static constexpr int kSteps = kD / 16;     // 16-deep steps of Q K^T
   static constexpr int kKeyTiles = kBc / 8;  // 8-key score fragments
   static constexpr int kOutTiles = kD / 8;   // 8-column output fragments
-  static constexpr size_t kSmem = sizeof(uint16_t) * 5 * kTile;  // Q, 2 x K, 2 x V
+  static constexpr size_t kSmem = sizeof(uint16_t) * (kBr * kD + 4 * kTile);  // Q, 2 x K, 2 x V
 };
 
 // Offset of element (r, c) of a [rows][kD] tile in the swizzled layout: 16-byte chunk c / 8
@@ -72,7 +79,7 @@ __device__ __forceinline__ int swz(int r, int c) {
 
 // Rows [0, kRows) of kD halves from `src` (row stride kD) into the swizzled tile `dst` with
 // cp.async; zeros past `valid` rows. `vec16`: every source row is 16-byte aligned.
-template <int kRows, int kD>
+template <int kRows, int kD, int kThreads>
 __device__ __forceinline__ void stage_tile(uint16_t* dst, const uint16_t* src, int64_t valid, bool vec16) {
   if (vec16) {
     constexpr int kChunks = kD / 8;
@@ -124,6 +131,19 @@ __device__ __forceinline__ void mma_pair(float (&d0)[4], float (&d1)[4], const u
   mma<kBf16>(d1, a, b1);
 }
 
+// 2^x by the special-function unit alone (ex2.approx.ftz: about 2 ulp, subnormal results
+// flushed to 0, 2^-inf = 0); exp2f adds instructions for the subnormal range that the
+// probabilities (relative to the row maximum, summed with at least one 1) do not need.
+__device__ __forceinline__ float fast_exp2(float x) {
+#ifdef TG_CUDA_EMULATION
+  return exp2f(x);
+#else
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#endif
+}
+
 __device__ __forceinline__ float quad_max(float v) {
   v = fmaxf(v, __shfl_xor_sync(kFull, v, 1));
   return fmaxf(v, __shfl_xor_sync(kFull, v, 2));
@@ -135,14 +155,15 @@ __device__ __forceinline__ float quad_sum(float v) {
 }
 
 template <int kBf16, int kD>
-__global__ void __launch_bounds__(kThreads, 2)
+__global__ void __launch_bounds__(Fwd<kD>::kThreads, Fwd<kD>::kMinBlocks)
 forward_pipelined(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k, const uint16_t* __restrict__ v,
                   Masking mk, uint16_t* __restrict__ out, float* __restrict__ lse, int64_t batch, int64_t L,
                   int64_t S, float scale2, bool vec16) {
   using T = Fwd<kD>;
+  constexpr int kBr = T::kBr, kThreads = T::kThreads;
   extern __shared__ float4 smem4[];
   uint16_t* qs = reinterpret_cast<uint16_t*>(smem4);  // [kBr][kD]
-  uint16_t* ks0 = qs + T::kTile;                       // 2 stages of [kBc][kD]
+  uint16_t* ks0 = qs + kBr * kD;                       // 2 stages of [kBc][kD]
   uint16_t* vs0 = ks0 + 2 * T::kTile;                  // 2 stages of [kBc][kD]
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int64_t tiles = (L + kBr - 1) / kBr;
@@ -153,10 +174,10 @@ forward_pipelined(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k
     const int64_t q0 = (tiles - 1 - work % tiles) * kBr;
     const int64_t kv_end = mk.causal ? (S < q0 + kBr ? S : q0 + kBr) : S;
     __syncthreads();  // the previous item's readers of qs and of both stages are done
-    stage_tile<kBr, kD>(qs, q + (b * L + q0) * kD, L - q0, vec16);
+    stage_tile<kBr, kD, kThreads>(qs, q + (b * L + q0) * kD, L - q0, vec16);
     if (kv_end > 0) {
-      stage_tile<kBc, kD>(ks0, k + b * S * kD, S, vec16);
-      stage_tile<kBc, kD>(vs0, v + b * S * kD, S, vec16);
+      stage_tile<kBc, kD, kThreads>(ks0, k + b * S * kD, S, vec16);
+      stage_tile<kBc, kD, kThreads>(vs0, v + b * S * kD, S, vec16);
     }
     cp_async_commit();  // group: Q and the first key tile
 
@@ -179,8 +200,8 @@ forward_pipelined(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k
       cp_async_wait<0>();
       __syncthreads();
       if (k0 + kBc < kv_end) {
-        stage_tile<kBc, kD>(ks0 + (st ^ 1) * T::kTile, k + (b * S + k0 + kBc) * kD, S - k0 - kBc, vec16);
-        stage_tile<kBc, kD>(vs0 + (st ^ 1) * T::kTile, v + (b * S + k0 + kBc) * kD, S - k0 - kBc, vec16);
+        stage_tile<kBc, kD, kThreads>(ks0 + (st ^ 1) * T::kTile, k + (b * S + k0 + kBc) * kD, S - k0 - kBc, vec16);
+        stage_tile<kBc, kD, kThreads>(vs0 + (st ^ 1) * T::kTile, v + (b * S + k0 + kBc) * kD, S - k0 - kBc, vec16);
       }
       cp_async_commit();
       const uint16_t* ks = ks0 + st * T::kTile;
@@ -189,6 +210,9 @@ forward_pipelined(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k
 #pragma unroll
         for (int s = 0; s < T::kSteps; ++s) load_a<kD>(qa[s], qs, warp * 16, 16 * s, lane);
       }
+      // Nothing to do for this warp (warp-uniform; the barriers are above): all its queries are
+      // past L, or under is_causal all its keys here are past its last query.
+      if (row0 >= L || (mk.causal && k0 > row0 + 15)) continue;
 
       // s[n][e]: query rows[e / 2], key k0 + 8 n + 2 t + e % 2.
       float s[T::kKeyTiles][4];
@@ -228,12 +252,12 @@ forward_pipelined(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k
         for (int n = 0; n < T::kKeyTiles; ++n) mt = fmaxf(mt, fmaxf(s[n][2 * h], s[n][2 * h + 1]));
         const float m_new = fmaxf(m[h], quad_max(mt));
         const float base = m_new == -INFINITY ? 0.0f : m_new;  // nothing allowed yet: p = 0, not NaN
-        const float alpha = exp2f(m[h] - base);
+        const float alpha = fast_exp2(m[h] - base);
         float rs = 0.0f;
 #pragma unroll
         for (int n = 0; n < T::kKeyTiles; ++n) {
-          s[n][2 * h] = exp2f(s[n][2 * h] - base);
-          s[n][2 * h + 1] = exp2f(s[n][2 * h + 1] - base);
+          s[n][2 * h] = fast_exp2(s[n][2 * h] - base);
+          s[n][2 * h + 1] = fast_exp2(s[n][2 * h + 1] - base);
           rs += s[n][2 * h] + s[n][2 * h + 1];
         }
         l[h] = l[h] * alpha + quad_sum(rs);
@@ -279,15 +303,16 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 template <int kBf16, int kD>
 int launch(const TgSdpa& a, cudaStream_t s) {
-  const int64_t items = a.batch * ((a.q_len + kBr - 1) / kBr);
+  using T = Fwd<kD>;
+  const int64_t items = a.batch * ((a.q_len + T::kBr - 1) / T::kBr);
   if (items == 0) return 0;
-  const size_t smem = Fwd<kD>::kSmem;
+  const size_t smem = T::kSmem;
   int err = static_cast<int>(cudaFuncSetAttribute(forward_pipelined<kBf16, kD>,
                                                   cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   if (err != 0) return err;
   const bool vec16 = aligned16(a.q) && aligned16(a.k) && aligned16(a.v);
   const int64_t cap = int64_t{1} << 30;
-  forward_pipelined<kBf16, kD><<<static_cast<unsigned>(items < cap ? items : cap), kThreads, smem, s>>>(
+  forward_pipelined<kBf16, kD><<<static_cast<unsigned>(items < cap ? items : cap), T::kThreads, smem, s>>>(
       static_cast<const uint16_t*>(a.q), static_cast<const uint16_t*>(a.k), static_cast<const uint16_t*>(a.v),
       make_masking(a), static_cast<uint16_t*>(a.out), a.lse, a.batch, a.q_len, a.kv_len, a.scale * kLog2e, vec16);
   return static_cast<int>(cudaGetLastError());
