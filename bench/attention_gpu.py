@@ -3,15 +3,16 @@ scaled_dot_product_attention and a materialised CuPy softmax, at B4 H16 S4096 D1
 causal and not, forward and forward+backward. On a GPU machine, after building with CUDA:
 
     PYTHONPATH=pkg python bench/attention_gpu.py [--shape B,H,S,D] [--repeats N] [--versions 1,2]
-    PYTHONPATH=pkg python bench/attention_gpu.py --dtype bfloat16     # the tensor-core kernels (v3)
+    PYTHONPATH=pkg python bench/attention_gpu.py --dtype bfloat16     # the tensor-core kernels (v4, v3)
 
 Every kernel is first checked against a float64 reference on a smaller problem (B1 H2 S333 of the
 same D), then timed with CUDA events: the median of N runs after a warm-up, in ms, with TFLOP/s
 counted as 4 B H L S D for the forward and 2.5 times that for the backward (halved under
 is_causal), FlashAttention's convention. PyTorch runs if it is installed with CUDA; its float32
 SDPA uses TF32 matmuls only if allowed, which this script does not allow. With --dtype float16
-or bfloat16 (the issue's row: B4 H16 S4096 D128) the tensor-core forward and backward (v3) are
-timed against PyTorch's SDPA on the same data (its flash backend for these dtypes).
+or bfloat16 (the issue's row: B4 H16 S4096 D128) the tensor-core kernels are timed against
+PyTorch's SDPA on the same data (its flash backend for these dtypes): v4, the default (the
+pipelined forward), and v3 (the earlier forward); both run the same backward.
 """
 import argparse
 import math
@@ -126,29 +127,37 @@ def from_bits(cp, x, dtype):
     return bfloat16_bits.to_float32(cp, x) if dtype == "bfloat16" else x.astype(cp.float32)
 
 
-def half_check(cp, _cuda, dtype, causal, D):
+def half_check(cp, _cuda, dtype, causal, D, version):
     """The 16-bit kernels against a float64 reference of the rounded inputs (B2 L333)."""
     rng = np.random.default_rng(0)
     q, k, v = (to_bits(cp, cp.asarray(rng.standard_normal((2, 333, D), np.float32)), dtype) for _ in range(3))
-    _, both, got, gout = tilegrad_fns(cp, _cuda, q, k, v, causal, dtype=dtype)
+    _, both, got, gout = tilegrad_fns(cp, _cuda, q, k, v, causal, version, dtype=dtype)
     both()
     want = reference(cp, *(from_bits(cp, a, dtype) for a in (q, k, v)), causal, from_bits(cp, gout, dtype))
     tol = 1e-2 if dtype == "bfloat16" else 2e-3
     for name, g, w in zip(("out", "gq", "gk", "gv"), got, want):
         err = float(cp.abs(from_bits(cp, g, dtype) - w).max() / max(1.0, float(cp.abs(w).max())))
         if not err < tol:
-            raise SystemExit(f"{dtype} causal={causal}: {name} off by {err:.2e} (relative to its max); not timed")
+            raise SystemExit(f"v{version} {dtype} causal={causal}: {name} off by {err:.2e} (relative to its max); not timed")
+
+
+# The 16-bit kernel versions timed: v4 (the default: the pipelined forward) and v3 (the earlier
+# forward); both run the same backward.
+HALF_VERSIONS = (4, 3)
 
 
 def half_main(cp, _cuda, args, B, H, S, D):
     rng = np.random.default_rng(0)
     for causal in (False, True):
-        half_check(cp, _cuda, args.dtype, causal, D)
+        for version in HALF_VERSIONS:
+            half_check(cp, _cuda, args.dtype, causal, D, version)
         q, k, v = (to_bits(cp, cp.asarray(rng.standard_normal((B * H, S, D), np.float32)), args.dtype)
                    for _ in range(3))
         flops = 4 * B * H * S * S * D / (2 if causal else 1)
-        forward, both, _, _ = tilegrad_fns(cp, _cuda, q, k, v, causal, dtype=args.dtype)
-        rows = [("tilegrad v3", time_ms(cp, forward, args.repeats), time_ms(cp, both, args.repeats))]
+        rows = []
+        for version in HALF_VERSIONS:  # the default first
+            forward, both, _, _ = tilegrad_fns(cp, _cuda, q, k, v, causal, version, dtype=args.dtype)
+            rows.append((f"tilegrad v{version}", time_ms(cp, forward, args.repeats), time_ms(cp, both, args.repeats)))
         peer = torch_fns(cp, *(a.reshape(B, H, S, D) for a in (q, k, v)), causal, args.dtype)
         if peer is not None:
             rows.append(("torch sdpa", time_ms(cp, peer[0], args.repeats), time_ms(cp, peer[1], args.repeats)))
@@ -158,8 +167,8 @@ def half_main(cp, _cuda, args, B, H, S, D):
             print(f"  {name:14s} forward {fwd:8.2f} ms {flops / fwd / 1e9:6.1f} TFLOP/s   "
                   f"backward {bwd:8.2f} ms {2.5 * flops / bwd / 1e9:6.1f} TFLOP/s")
         if peer is not None:
-            (_, f0, b0), (_, f1, b1) = rows
-            print(f"  tilegrad / torch: forward {f0 / f1:.2f}x, backward {(b0 - f0) / (b1 - f1):.2f}x time")
+            (_, f0, b0), (_, f1, b1) = rows[0], rows[-1]
+            print(f"  tilegrad v{HALF_VERSIONS[0]} / torch: forward {f0 / f1:.2f}x, backward {(b0 - f0) / (b1 - f1):.2f}x time")
 
 
 def main():

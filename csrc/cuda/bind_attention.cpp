@@ -4,8 +4,9 @@
 // Element types: q, k, v, out, gout, gq, gk, gv share one: float32 ('<f4'), float16 ('<f2') or
 // bfloat16, which CUDA array producers without a bfloat16 type (CuPy) hand over as uint16
 // ('<u2'): such arrays are accepted only with dtype="bfloat16" said explicitly. float32 has
-// the forward and backward kernels v1 and v2; float16 / bfloat16 the forward and backward v3
-// (tensor cores, E == Ev == 64 or 128, 4-byte aligned arrays; gq, gk, gv in the input type).
+// the forward and backward kernels v1 and v2; float16 / bfloat16 v3 and v4 (tensor cores, E == Ev
+// == 64 or 128, 4-byte aligned arrays; gq, gk, gv in the input type): v4, the default, is the
+// pipelined forward, and shares v3's backward.
 // lse and delta are float32; the mask is bool ('|b1', true = may attend) or float32 (added to
 // the scores).
 #include <pybind11/pybind11.h>
@@ -28,8 +29,9 @@ namespace {
 const ArrayType kBool{"|b1", "bool", 1};
 
 constexpr int kSdpaDefault = 2;      // the tiled float32 kernels
-constexpr int kSdpaHalfVersion = 3;  // the tensor-core float16 / bfloat16 kernels
-constexpr int kSdpaVersions = 3;
+constexpr int kSdpaHalfFirst = 3;    // the tensor-core float16 / bfloat16 kernels: 3 and 4
+constexpr int kSdpaHalfVersion = 4;  // their default: the pipelined forward (v3's backward)
+constexpr int kSdpaVersions = 4;
 const char* const kDtypeNames[] = {"float32", "float16", "bfloat16"};
 
 using Named = std::vector<std::pair<const char*, const DevArray*>>;
@@ -146,7 +148,7 @@ Named input_list(const Inputs& in) {
   return ins;
 }
 
-// Versions 1 and 2 are float32 kernels, 3 the float16 / bfloat16 one; 0 picks the default.
+// Versions 1 and 2 are float32 kernels, 3 and 4 the float16 / bfloat16 ones; 0 picks the default.
 int check_version(const char* fn, const py::object& version_obj, int dtype) {
   const int64_t version = check_int(fn, "version", version_obj);
   if (version < 0 || version > kSdpaVersions) {
@@ -155,9 +157,9 @@ int check_version(const char* fn, const py::object& version_obj, int dtype) {
   }
   const bool half = dtype != TG_DTYPE_F32;
   if (version == 0) return half ? kSdpaHalfVersion : kSdpaDefault;
-  if (half != (version == kSdpaHalfVersion)) {
+  if (half != (version >= kSdpaHalfFirst)) {
     throw py::type_error(std::string(fn) + ": version " + std::to_string(version) + " does not take " +
-                         kDtypeNames[dtype] + " (versions 1 and 2: float32; 3: float16 / bfloat16)");
+                         kDtypeNames[dtype] + " (versions 1 and 2: float32; 3 and 4: float16 / bfloat16)");
   }
   return static_cast<int>(version);
 }
@@ -248,8 +250,9 @@ void tg::cuda_glue::bind_attention(py::module_& m) {
         "E, Ev <= 128; lse (B, L) float32 receives each row's log-sum-exp. mask: None, bool (True = may "
         "attend) or float32 (added), shaped (B, L, S) with any dim 1 to broadcast. is_causal keeps "
         "key <= query (top-left). A row with no key allowed gets NaN and lse -inf. Outputs overlap "
-        "nothing. float32: version 0 or 2 the tiled kernel, 1 the simple one. float16 / bfloat16: version 0 "
-        "or 3, tensor cores, E == Ev == 64 or 128, 4-byte aligned q, k, v, out. dtype: None (from q), "
+        "nothing. float32: version 0 or 2 the tiled kernel, 1 the simple one. float16 / bfloat16: tensor "
+        "cores, E == Ev == 64 or 128, 4-byte aligned q, k, v, out; version 0 or 4 the pipelined kernel, 3 "
+        "the earlier one. dtype: None (from q), "
         "'float32', 'float16' or 'bfloat16'; uint16 arrays are bfloat16 and need dtype='bfloat16'.");
   m.def("sdpa_backward", &sdpa_backward, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask"),
         py::arg("is_causal"), py::arg("scale"), py::arg("out"), py::arg("lse"), py::arg("gout"), py::arg("delta"),
@@ -258,6 +261,6 @@ void tg::cuda_glue::bind_attention(py::module_& m) {
         "Gradients of sdpa_forward from its out and lse: gq, gk, gv (shaped like q, k, v). delta (B, L) "
         "float32 is scratch (receives rowsum(gout * out)). Rows with no key allowed add nothing and get "
         "gq 0. Outputs overlap nothing. float32: version 0 or 2 tiled, 1 simple. float16 / bfloat16: "
-        "version 0 or 3, tensor cores, E == Ev == 64 or 128, 4-byte aligned q, k, v, out, gout, gq, gk, gv "
+        "version 0, 3 or 4 (the same backward), tensor cores, E == Ev == 64 or 128, 4-byte aligned q, k, v, out, gout, gq, gk, gv "
         "(gradients in the input type, bit-reproducible). dtype as for sdpa_forward.");
 }

@@ -1,7 +1,8 @@
 // Scaled dot-product attention entry points (tg_cuda.h) and the backward's first pass,
 // delta = rowsum(gout * out). The kernels themselves: attention_simple.cu (v1, a warp per
 // row) and attention_tiled.cu (v2, the float32 default, FlashAttention-2's tiling) for float32,
-// attention_mma.cu and attention_mma_bwd.cu (v3, tensor cores) for float16 / bfloat16.
+// attention_mma.cu and attention_mma_bwd.cu (v3, tensor cores) and attention_mma_fwd.cu (v4, the
+// pipelined forward, with v3's backward) for float16 / bfloat16.
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -32,7 +33,7 @@ delta_rows(const float* __restrict__ out, const float* __restrict__ gout, const 
   }
 }
 
-// float32: versions 1 and 2; float16 / bfloat16: version 3, with E == Ev == 64 or 128.
+// float32: versions 1 and 2; float16 / bfloat16: versions 3 and 4, with E == Ev == 64 or 128.
 bool supported(const TgSdpa* a, int version) {
   if (a == nullptr || a->batch < 0 || a->q_len < 0 || a->kv_len < 0 || a->head_dim < 0 || a->v_dim < 0 ||
       a->head_dim > TG_SDPA_MAX_HEAD_DIM || a->v_dim > TG_SDPA_MAX_HEAD_DIM || a->mask_kind < TG_MASK_NONE ||
@@ -41,7 +42,7 @@ bool supported(const TgSdpa* a, int version) {
   }
   if (a->dtype == TG_DTYPE_F32) return version == 1 || version == 2;
   const bool half = a->dtype == TG_DTYPE_F16 || a->dtype == TG_DTYPE_BF16;
-  return half && version == 3 && a->head_dim == a->v_dim && (a->head_dim == 64 || a->head_dim == 128);
+  return half && (version == 3 || version == 4) && a->head_dim == a->v_dim && (a->head_dim == 64 || a->head_dim == 128);
 }
 
 }  // namespace
@@ -64,6 +65,7 @@ extern "C" int tg_cuda_sdpa_forward(const TgSdpa* a, int version, void* stream) 
   if (!supported(a, version)) return static_cast<int>(cudaErrorInvalidValue);
   if (a->batch == 0 || a->q_len == 0) return 0;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (version == 4) return sdpa_forward_v4(*a, s);
   if (version == 3) return sdpa_forward_v3(*a, s);
   return version == 1 ? sdpa_forward_v1(*a, s) : sdpa_forward_v2(*a, s);
 }
@@ -72,7 +74,7 @@ extern "C" int tg_cuda_sdpa_backward(const TgSdpa* a, int version, void* stream)
   if (!supported(a, version)) return static_cast<int>(cudaErrorInvalidValue);
   if (a->batch == 0) return 0;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (version == 3) return sdpa_backward_v3(*a, s);
+  if (version == 3 || version == 4) return sdpa_backward_v3(*a, s);  // v4 shares v3's backward
   int err = sdpa_delta(*a, s);
   if (err != 0) return err;
   return version == 1 ? sdpa_backward_v1(*a, s) : sdpa_backward_v2(*a, s);

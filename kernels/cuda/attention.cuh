@@ -69,6 +69,9 @@ int sdpa_backward_v2(const TgSdpa& a, cudaStream_t s);  // after sdpa_delta
 // and the backward (attention_mma_bwd.cu, which computes its own delta from the 16-bit out).
 int sdpa_forward_v3(const TgSdpa& a, cudaStream_t s);
 int sdpa_backward_v3(const TgSdpa& a, cudaStream_t s);
+// v4, the same types and dims: the pipelined forward (attention_mma_fwd.cu: cp.async double
+// buffering, ldmatrix, swizzled shared memory); its backward is v3's.
+int sdpa_forward_v4(const TgSdpa& a, cudaStream_t s);
 // attention.cu: delta = rowsum(gout * out), 0 where lse == -inf.
 int sdpa_delta(const TgSdpa& a, cudaStream_t s);
 

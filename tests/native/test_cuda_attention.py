@@ -1,5 +1,5 @@
-"""tilegrad._cuda scaled dot-product attention: the kernels (v1 simple, v2 tiled, v3 float16 /
-bfloat16 on tensor cores) and the CUDA backend's wrappers against a materialised float64 NumPy
+"""tilegrad._cuda scaled dot-product attention: the kernels (v1 simple, v2 tiled; v3 and v4 float16
+/ bfloat16 on tensor cores) and the CUDA backend's wrappers against a materialised float64 NumPy
 reference on a GPU (tests marked cuda), and that reference against PyTorch on the CPU. The
 bindings' argument checks: test_cuda_attention_bindings.py; the kernels run on the CPU:
 test_cuda_emulated.py."""
@@ -290,31 +290,92 @@ def half_output(out, dtype):
     return from_bfloat16_bits(out) if dtype == "bfloat16" else np.asarray(out, np.float32)
 
 
-HALF_CASES = [(1, 1, 1, 64), (2, 63, 65, 64), (1, 65, 130, 128), (2, 130, 70, 128), (1, 200, 257, 64)]
+# Around the tiles of v3 (64 queries x 64 keys) and v4 (128 or 64 queries x 64 keys): L == 1,
+# S < 64, causal with L < S and L > S, several key tiles, both head dims.
+HALF_CASES = [(1, 1, 1, 64), (2, 63, 65, 64), (1, 65, 130, 128), (2, 130, 70, 128), (1, 200, 257, 64),
+              (1, 1, 300, 128), (2, 70, 33, 64), (1, 33, 150, 64), (1, 150, 40, 128), (2, 257, 300, 128),
+              (1, 129, 129, 64)]
+
+
+def run_half_forward(cp, stream, q, k, v, mask, causal, scale, dtype, version=0, to_device=None):
+    """The 16-bit forward: (out as float32, lse) NumPy arrays; out starts as NaN, lse as 7.0."""
+    dq, dk, dv = (cp.asarray(a) if to_device is None else to_device(a) for a in (q, k, v))
+    nan = cp.uint16(0x7FC0) if dtype == "bfloat16" else cp.float16(np.nan)
+    out = cp.full(q.shape[:2] + v.shape[2:], nan)
+    lse = cp.full(q.shape[:2], 7.0, cp.float32)
+    _cuda.sdpa_forward(dq, dk, dv, None if mask is None else cp.asarray(mask), causal, scale, out, lse,
+                       stream=stream.ptr, version=version, dtype="bfloat16" if dtype == "bfloat16" else None)
+    stream.synchronize()
+    return half_output(cp.asnumpy(out), dtype), cp.asnumpy(lse)
+
+
+def check_half_forward(cp, stream, rng, shape, causal, dtype, version, mask=None):
+    B, L, S, D = shape
+    (q, q32), (k, k32), (v, v32) = half_inputs(rng, dtype, (B, L, D), (B, S, D), (B, S, D))
+    out, lse = run_half_forward(cp, stream, q, k, v, mask, causal, 1 / math.sqrt(D), dtype, version)
+    want_out, want_lse, _ = attention_ref(q32, k32, v32, mask, causal, 1 / math.sqrt(D))
+    rtol, atol = HALF_TOL[dtype]
+    ctx = f"v{version} {dtype} {shape} causal={causal} {rng}"
+    assert_close(out, want_out, f"out {ctx}", rng, rtol=rtol, atol=atol)
+    assert_close(lse, want_lse, f"lse {ctx}", rng, terms=S)
+    return lse
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", HALF_CASES, ids=["x".join(map(str, s)) for s in HALF_CASES])
+def test_half_forward(cp, stream, rng, shape, causal, dtype, version):
+    B, L, S, _ = shape
+    mask = random_mask(rng, "bool", (B, L, S), dead_rows=2) if L > 2 else None
+    check_half_forward(cp, stream, rng, shape, causal, dtype, version, mask)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("kind,mshape", MASKS[1:], ids=[f"{k}-{'x'.join(map(str, s))}" for k, s in MASKS[1:]])
+def test_half_forward_masks_and_dead_rows(cp, stream, rng, kind, mshape, dtype, version):
+    mask = random_mask(rng, kind, mshape, dead_rows=3)
+    if kind == "float" and mshape[1] > 1:
+        mask[..., :3, :] = -np.inf
+    for D in (64, 128):
+        lse = check_half_forward(cp, stream, rng, (2, 70, 90, D), kind == "float", dtype, version, mask)
+        if mshape[1] > 1:
+            assert (lse == -np.inf).any()  # rows with no key allowed: lse -inf (and out 0, checked above)
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-@pytest.mark.parametrize("shape", HALF_CASES, ids=["x".join(map(str, s)) for s in HALF_CASES])
-def test_half_forward(cp, stream, rng, shape, causal, dtype):
-    B, L, S, D = shape
-    (q, q32), (k, k32), (v, v32) = half_inputs(rng, dtype, (B, L, D), (B, S, D), (B, S, D))
-    mask = random_mask(rng, "bool", (B, L, S), dead_rows=2) if L > 2 else None
-    out = cp.empty(q.shape, q.dtype)
-    lse = cp.empty((B, L), cp.float32)
-    _cuda.sdpa_forward(cp.asarray(q), cp.asarray(k), cp.asarray(v), None if mask is None else cp.asarray(mask),
-                       causal, 1 / math.sqrt(D), out, lse, stream=stream.ptr,
-                       dtype="bfloat16" if dtype == "bfloat16" else None)
-    stream.synchronize()
-    want_out, want_lse, _ = attention_ref(q32, k32, v32, mask, causal, 1 / math.sqrt(D))
-    rtol, atol = HALF_TOL[dtype]
-    assert_close(half_output(cp.asnumpy(out), dtype), want_out, f"{dtype} out", rng, rtol=rtol, atol=atol)
-    assert_close(cp.asnumpy(lse), want_lse, f"{dtype} lse", rng, terms=S)
+def test_half_forward_versions_agree(cp, stream, rng, dtype):
+    # v3 and v4 add the same terms in the same order; only exp2's last bits may differ.
+    (q, _), (k, _), (v, _) = half_inputs(rng, dtype, (2, 300, 128), (2, 333, 128), (2, 333, 128))
+    for causal in (False, True):
+        v3, v4 = (run_half_forward(cp, stream, q, k, v, None, causal, 0.1, dtype, version) for version in (3, 4))
+        assert_close(v4[0], v3[0].astype(np.float64), f"{dtype} out v4 vs v3", rng, rtol=1e-2, atol=1e-2)
+        assert_close(v4[1], v3[1].astype(np.float64), f"{dtype} lse v4 vs v3", rng, terms=333)
+
+
+@pytest.mark.cuda
+def test_half_forward_unaligned_rows(cp, stream, rng):
+    # 4-byte but not 16-byte aligned q, k, v: v4's 4-byte copy path, the same bits.
+    def off_by_4_bytes(a):
+        buf = cp.empty(a.size + 2, a.dtype)  # CuPy allocations are 256-byte aligned
+        view = buf[2:].reshape(a.shape)
+        view[...] = cp.asarray(a)
+        return view
+
+    for dtype, D in (("float16", 64), ("bfloat16", 128)):
+        (q, _), (k, _), (v, _) = half_inputs(rng, dtype, (2, 150, D), (2, 170, D), (2, 170, D))
+        aligned = run_half_forward(cp, stream, q, k, v, None, True, 0.125, dtype, 4)
+        shifted = run_half_forward(cp, stream, q, k, v, None, True, 0.125, dtype, 4, to_device=off_by_4_bytes)
+        for a, b in zip(aligned, shifted):
+            assert np.array_equal(a, b)
 
 
 def run_half_kernels(cp, stream, q, k, v, mask, causal, scale, gout, dtype, to_device=None):
-    """The v3 forward and backward on 16-bit arrays: (out, lse, gq, gk, gv) as float32 NumPy
+    """The default 16-bit forward (v4) and the backward on 16-bit arrays: (out, lse, gq, gk, gv) as float32 NumPy
     arrays. 16-bit outputs start as NaN, lse and delta as 7.0, so anything not written shows."""
     dq, dk, dv, dg = (cp.asarray(a) if to_device is None else to_device(a) for a in (q, k, v, gout))
     dmask = None if mask is None else cp.asarray(mask if mask.dtype == np.bool_ else mask.astype(np.float32))

@@ -153,8 +153,9 @@ def test_dtypes(fn):
     for name, ts in [("mask", "<i4"), ("mask", "<f8"), ("lse", "<f2")]:
         with raises_naming(TypeError, fn, "_cuda", f"'{name}'"):
             call(_cuda, fn, with_type(name, ts))
-    with raises_naming(TypeError, fn, "_cuda", "version 3", "float32"):
-        call(_cuda, fn, GOOD[fn](), version=3)
+    for version in (3, 4):
+        with raises_naming(TypeError, fn, "_cuda", f"version {version}", "float32"):
+            call(_cuda, fn, GOOD[fn](), version=version)
 
 
 @needs_module
@@ -175,7 +176,7 @@ def test_half_forward_arguments():
         with raises_naming(TypeError, fn, "_cuda", "'k'"):
             call(_cuda, fn, args, dtype=dtype)
         if not GPU:
-            for version in (0, 3):
+            for version in (0, 3, 4):
                 for d in (64, 128):
                     launches_without_gpu(fn, half_forward_args(typestr, d, d), dtype=dtype, version=version)
     with raises_naming(TypeError, fn, "_cuda", "uint16", "dtype='bfloat16'"):
@@ -251,7 +252,7 @@ def test_scalars(fn):
         args[name] = bad
         with raises_naming(TypeError, fn, "_cuda", f"'{name}'"):
             call(_cuda, fn, args)
-    for version, exc in [(4, ValueError), (-1, ValueError), (1.0, TypeError), ("2", TypeError)]:
+    for version, exc in [(5, ValueError), (-1, ValueError), (1.0, TypeError), ("2", TypeError)]:
         with raises_naming(exc, fn, "_cuda", "version"):
             call(_cuda, fn, GOOD[fn](), version=version)
     for stream in (-1, "0", 1.5, None):

@@ -29,7 +29,7 @@ from .test_cuda_loss import cross_entropy_ref, make_case
 pytestmark = pytest.mark.slow
 
 SOURCES = ["attention.cu", "attention_simple.cu", "attention_tiled.cu", "attention_mma.cu", "attention_mma_bwd.cu",
-           "cross_entropy.cu"]
+           "attention_mma_fwd.cu", "cross_entropy.cu"]
 
 
 @pytest.fixture(scope="module")
@@ -99,19 +99,84 @@ def test_attention_empty_dims(lib, rng, version):
 HALF_SHAPES = [(1, 1, 1, 64), (2, 63, 65, 64), (1, 65, 130, 128), (1, 130, 70, 128)]
 
 
+def check_half_forward(lib, rng, shape, causal, dtype, version, mask=None):
+    B, L, S, D = shape
+    (q, q32), (k, k32), (v, v32) = attention_tests.half_inputs(rng, dtype, (B, L, D), (B, S, D), (B, S, D))
+    out, lse = harness.sdpa_forward_16(lib, q, k, v, mask, causal, 1 / math.sqrt(D), dtype == "bfloat16", version)
+    want_out, want_lse, _ = attention_ref(q32, k32, v32, mask, causal, 1 / math.sqrt(D))
+    rtol, atol = attention_tests.HALF_TOL[dtype]
+    ctx = f"v{version} {dtype} {shape} causal={causal}"
+    assert_close(out, want_out, f"out {ctx}", rng, rtol=rtol, atol=atol)
+    assert_close(lse, want_lse, f"lse {ctx}", rng, terms=S)
+    return out, lse
+
+
+@pytest.mark.parametrize("version", [3, 4])
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("shape", HALF_SHAPES, ids=["x".join(map(str, s)) for s in HALF_SHAPES])
-def test_half_forward(lib, rng, shape, causal, dtype):
-    # The tensor-core kernel, its mma.sync fragments emulated from the PTX ISA's layouts.
-    B, L, S, D = shape
-    (q, q32), (k, k32), (v, v32) = attention_tests.half_inputs(rng, dtype, (B, L, D), (B, S, D), (B, S, D))
+def test_half_forward(lib, rng, shape, causal, dtype, version):
+    # The tensor-core kernels, their mma.sync fragments and ldmatrix emulated from the PTX ISA's layouts.
+    B, L, S, _ = shape
     mask = random_mask(rng, "bool", (B, L, S), dead_rows=2) if L > 2 else None
-    out, lse = harness.sdpa_forward_16(lib, q, k, v, mask, causal, 1 / math.sqrt(D), dtype == "bfloat16")
-    want_out, want_lse, _ = attention_ref(q32, k32, v32, mask, causal, 1 / math.sqrt(D))
-    rtol, atol = attention_tests.HALF_TOL[dtype]
-    assert_close(out, want_out, f"{dtype} out", rng, rtol=rtol, atol=atol)
-    assert_close(lse, want_lse, f"{dtype} lse", rng, terms=S)
+    check_half_forward(lib, rng, shape, causal, dtype, version, mask)
+
+
+# v4 (the pipelined forward): lengths around its 64-row tiles, S < 64, L == 1, causal with L < S
+# and L > S (diagonal tiles that are and are not the last), several key tiles (the two stages
+# alternate), no mask (its unmasked fast path on interior tiles).
+V4_SHAPES = [(1, 1, 130, 128), (2, 70, 33, 64), (1, 33, 150, 64), (1, 150, 40, 128), (1, 64, 192, 64),
+             (1, 129, 129, 128)]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", V4_SHAPES, ids=["x".join(map(str, s)) for s in V4_SHAPES])
+def test_half_forward_v4_ragged(lib, rng, shape, causal, dtype):
+    check_half_forward(lib, rng, shape, causal, dtype, 4)
+
+
+HALF_MASKS = [("bool", (2, 70, 90), "float16", 64), ("float", (2, 70, 90), "bfloat16", 128),
+              ("bool", (1, 70, 90), "bfloat16", 64), ("float", (2, 1, 90), "float16", 128),
+              ("bool", (2, 70, 1), "float16", 128), ("float", (1, 1, 90), "bfloat16", 64)]
+
+
+@pytest.mark.parametrize("kind,mshape,dtype,D", HALF_MASKS,
+                         ids=[f"{k}-{'x'.join(map(str, s))}-{d}-{e}" for k, s, d, e in HALF_MASKS])
+def test_half_forward_v4_masks_and_dead_rows(lib, rng, kind, mshape, dtype, D):
+    # Broadcast bool / float masks, rows with no key allowed (out 0, lse -inf); v4 and v3 agree
+    # bit for bit (the same sums in the same order; only the loads differ).
+    mask = random_mask(rng, kind, mshape, dead_rows=3)
+    if kind == "float" and mshape[1] > 1:
+        mask[..., :3, :] = -np.inf
+    causal = kind == "float"
+    out, lse = check_half_forward(lib, rng, (2, 70, 90, D), causal, dtype, 4, mask)
+    if mshape[1] > 1:
+        assert (lse == -np.inf).any()
+    (q, _), (k, _), (v, _) = attention_tests.half_inputs(rng, dtype, (2, 70, D), (2, 90, D), (2, 90, D))
+    v3, v4 = (harness.sdpa_forward_16(lib, q, k, v, mask, causal, 0.1, dtype == "bfloat16", ver) for ver in (3, 4))
+    for a, b in zip(v3, v4):
+        assert np.array_equal(a, b)
+
+
+def off_by_4_bytes(a):
+    """A copy of `a` whose data is 4-byte but not 16-byte aligned."""
+    buf = np.empty(a.size + 8, a.dtype)
+    start = (-buf.ctypes.data % 16) // a.itemsize + 4 // a.itemsize
+    view = buf[start:start + a.size].reshape(a.shape)
+    view[...] = a
+    assert view.ctypes.data % 16 == 4
+    return view
+
+
+def test_half_forward_v4_unaligned_rows(lib, rng):
+    # 4-byte but not 16-byte aligned q, k, v take v4's 4-byte copy path: the same bits.
+    for dtype, D in (("float16", 64), ("bfloat16", 128)):
+        arrays = [a for a, _ in attention_tests.half_inputs(rng, dtype, (1, 70, D), (1, 100, D), (1, 100, D))]
+        aligned = harness.sdpa_forward_16(lib, *arrays, None, True, 0.1, dtype == "bfloat16", 4)
+        shifted = harness.sdpa_forward_16(lib, *map(off_by_4_bytes, arrays), None, True, 0.1, dtype == "bfloat16", 4)
+        for a, b in zip(aligned, shifted):
+            assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("classes", [1, 33, 1025, 9001])

@@ -54,16 +54,16 @@ def from_bfloat16_bits(bits):
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
-def sdpa_forward_16(lib, q, k, v, mask, causal, scale, bf16):
-    """The v3 forward on float16 (bf16 False: q, k, v float16 arrays) or bfloat16 (uint16 bits)
-    inputs: (out as float32, lse)."""
+def sdpa_forward_16(lib, q, k, v, mask, causal, scale, bf16, version=4):
+    """The 16-bit forward (version 4, the default, or 3) on float16 (bf16 False: q, k, v float16
+    arrays) or bfloat16 (uint16 bits) inputs: (out as float32, lse)."""
     q, k, v = (np.ascontiguousarray(a).view(np.uint16) for a in (q, k, v))
     if mask is not None:
         mask = np.ascontiguousarray(mask if mask.dtype == np.bool_ else mask.astype(np.float32))
     B, L, _ = q.shape
     out = np.full((B, L, v.shape[2]), 0x7E00, np.uint16)  # NaN in both types: anything not written shows
     lse = np.full((B, L), 7.0, np.float32)
-    sdpa_forward_into(lib, q, k, v, mask, causal, scale, out, lse, 3, 2 if bf16 else 1)
+    sdpa_forward_into(lib, q, k, v, mask, causal, scale, out, lse, version, 2 if bf16 else 1)
     return (from_bfloat16_bits(out) if bf16 else out.view(np.float16).astype(np.float32)), lse
 
 
@@ -74,8 +74,8 @@ def sdpa_backward_into(lib, q, k, v, mask, causal, scale, out, lse, gout, delta,
     assert lib.tg_cuda_sdpa_backward(ctypes.byref(a), version, None) == 0
 
 
-def sdpa_16(lib, q, k, v, mask, causal, scale, gout, bf16):
-    """The v3 forward and backward on float16 (bf16 False: float16 arrays) or bfloat16 (uint16
+def sdpa_16(lib, q, k, v, mask, causal, scale, gout, bf16, version=4):
+    """The 16-bit forward (version 4, the default, or 3) and the backward on float16 (bf16 False: float16 arrays) or bfloat16 (uint16
     bits) inputs: (out, lse, gq, gk, gv), the 16-bit results as float32. 16-bit outputs start as
     NaN and lse / delta as 7.0, so anything not written shows."""
     q, k, v, gout = (np.ascontiguousarray(a).view(np.uint16) for a in (q, k, v, gout))
@@ -85,10 +85,10 @@ def sdpa_16(lib, q, k, v, mask, causal, scale, gout, bf16):
     dtype = 2 if bf16 else 1
     out = np.full((B, L, v.shape[2]), 0x7E00, np.uint16)
     lse = np.full((B, L), 7.0, np.float32)
-    sdpa_forward_into(lib, q, k, v, mask, causal, scale, out, lse, 3, dtype)
+    sdpa_forward_into(lib, q, k, v, mask, causal, scale, out, lse, version, dtype)
     delta = np.full((B, L), 7.0, np.float32)
     gq, gk, gv = (np.full(a.shape, 0x7E00, np.uint16) for a in (q, k, v))
-    sdpa_backward_into(lib, q, k, v, mask, causal, scale, out, lse, gout, delta, gq, gk, gv, 3, dtype)
+    sdpa_backward_into(lib, q, k, v, mask, causal, scale, out, lse, gout, delta, gq, gk, gv, version, dtype)
     as32 = from_bfloat16_bits if bf16 else (lambda a: a.view(np.float16).astype(np.float32))
     return as32(out), lse, as32(gq), as32(gk), as32(gv)
 
@@ -162,7 +162,7 @@ class FakeCudaModule:
         if kind:
             assert all(a.ctypes.data % 4 == 0 for a in (q, k, v, out))
             q, k, v, out = (a.view(np.uint16) for a in (q, k, v, out))
-        sdpa_forward_into(self.lib, q, k, v, mask, is_causal, scale, out, lse, version or (3 if kind else 2), kind)
+        sdpa_forward_into(self.lib, q, k, v, mask, is_causal, scale, out, lse, version or (4 if kind else 2), kind)
 
     def sdpa_backward(self, q, k, v, mask, is_causal, scale, out, lse, gout, delta, gq, gk, gv, stream=0, version=0,
                       dtype=None):
@@ -174,7 +174,7 @@ class FakeCudaModule:
             assert all(a.ctypes.data % 4 == 0 for a in (q, k, v, out, gout, gq, gk, gv))
             q, k, v, out, gout, gq, gk, gv = (a.view(np.uint16) for a in (q, k, v, out, gout, gq, gk, gv))
         sdpa_backward_into(self.lib, q, k, v, mask, is_causal, scale, out, lse, gout, delta, gq, gk, gv,
-                           version or (3 if kind else 2), kind)
+                           version or (4 if kind else 2), kind)
 
     def cross_entropy_forward(self, logits, target, weight, ignore_index, smoothing, loss, lse, error, stream=0):
         self._check(logits, target, weight, loss, lse, error)

@@ -36,9 +36,9 @@ int attention(int version, int64_t L, int64_t S, int64_t E, int64_t Ev, bool mas
   return tg_cuda_sdpa_forward(&a, version, nullptr) | tg_cuda_sdpa_backward(&a, version, nullptr);
 }
 
-// The float16 (dtype TG_DTYPE_F16) or bfloat16 forward and backward: any 16-bit patterns of
-// normal numbers do.
-int attention_half(int dtype, int64_t L, int64_t S, int64_t D) {
+// The float16 (dtype TG_DTYPE_F16) or bfloat16 forward (version 3 or 4) and backward: any
+// 16-bit patterns of normal numbers do.
+int attention_half(int version, int dtype, int64_t L, int64_t S, int64_t D) {
   const int64_t B = 2;
   std::uniform_int_distribution<int> bits(0x3000, 0x3c00);  // float16 0.125..1; bfloat16 tiny, fine
   auto fill = [&](size_t n) {
@@ -54,7 +54,7 @@ int attention_half(int dtype, int64_t L, int64_t S, int64_t D) {
   a.q = q.data(), a.k = k.data(), a.v = v.data(), a.is_causal = 1, a.scale = 0.3f;
   a.out = out.data(), a.lse = lse.data(), a.gout = gout.data(), a.delta = delta.data();
   a.gq = gq.data(), a.gk = gk.data(), a.gv = gv.data();
-  return tg_cuda_sdpa_forward(&a, 3, nullptr) | tg_cuda_sdpa_backward(&a, 3, nullptr);
+  return tg_cuda_sdpa_forward(&a, version, nullptr) | tg_cuda_sdpa_backward(&a, version, nullptr);
 }
 
 int cross_entropy(int64_t rows, int64_t classes) {
@@ -74,7 +74,9 @@ int cross_entropy(int64_t rows, int64_t classes) {
 int main() {
   int err = attention(1, 9, 13, 5, 3, false) | attention(1, 9, 13, 5, 3, true);
   err |= attention(2, 70, 130, 8, 8, false) | attention(2, 70, 40, 65, 128, true) | attention(2, 130, 33, 100, 20, false);
-  err |= attention_half(TG_DTYPE_F16, 70, 130, 64) | attention_half(TG_DTYPE_BF16, 65, 40, 128);
+  err |= attention_half(3, TG_DTYPE_F16, 70, 130, 64) | attention_half(3, TG_DTYPE_BF16, 65, 40, 128);
+  // v4's two-stage pipeline: several key tiles per block (S 200), and one (S 40).
+  err |= attention_half(4, TG_DTYPE_F16, 70, 200, 64) | attention_half(4, TG_DTYPE_BF16, 65, 40, 128);
   err |= cross_entropy(9, 33) | cross_entropy(3, 2000);
   std::printf("race driver done, error %d\n", err);
   return err;
