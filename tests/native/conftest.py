@@ -32,6 +32,9 @@ def rng(request):
 def stream():
     """A non-default CuPy stream, current for the test: kernels must honour the one they are given."""
     cp = pytest.importorskip("cupy", reason="CuPy is not installed")
+    import tilegrad
+    if not tilegrad.cuda.is_available():
+        pytest.skip("no usable CUDA device")
     s = cp.cuda.Stream(non_blocking=True)
     with s:
         yield s

@@ -133,14 +133,6 @@ def cp():
     return cupy
 
 
-@pytest.fixture
-def stream(cp):
-    s = cp.cuda.Stream(non_blocking=True)
-    with s:
-        yield s
-    s.synchronize()
-
-
 def run_kernels(cp, stream, q, k, v, mask, causal, scale, gout, version):
     """The raw bindings: (out, lse, gq, gk, gv) as NumPy arrays."""
     B, L, _ = q.shape
