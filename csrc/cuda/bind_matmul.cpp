@@ -23,17 +23,6 @@ namespace {
 constexpr int kMatmulDefault = 1;
 constexpr int kMatmulVersions = 3;
 
-// The TG_EPILOGUE_* code of an activation name.
-int epilogue_code(const char* fn, const py::object& obj) {
-  if (!py::isinstance<py::str>(obj)) {
-    throw py::type_error(std::string(fn) + ": argument 'activation' must be a str, got " + type_name(obj));
-  }
-  const std::string a = obj.cast<std::string>();
-  if (a == "none") return TG_EPILOGUE_NONE;
-  if (a == "relu") return TG_EPILOGUE_RELU;
-  throw py::value_error(std::string(fn) + ": activation must be 'none' or 'relu', got '" + a + "'");
-}
-
 // The shape of the matrix a transposed operand stands for (its last two dims swapped).
 Shape logical_shape(const Shape& s, bool transposed) {
   Shape out = s;
@@ -58,7 +47,7 @@ void matmul(const py::object& a_obj, const py::object& b_obj, const py::object& 
     bias.push_back(check_array(fn, "bias", bias_obj, false));
     check_shape(fn, "bias", bias[0], Shape{d.n});
   }
-  const int act = epilogue_code(fn, act_obj);
+  const int act = activation_code(fn, act_obj);
   std::vector<std::pair<const char*, const DevArray*>> ins{{"a", &a}, {"b", &b}};
   if (!bias.empty()) ins.push_back({"bias", &bias[0]});
   check_disjoint(fn, {{"out", &out}}, ins);
@@ -91,7 +80,7 @@ void bias_act(const py::object& y_obj, const py::object& bias_obj, const py::obj
                           tg::glue::shape_str(y.shape));
   }
   if (dim < 0) dim += nd;
-  const int act = epilogue_code(fn, act_obj);
+  const int act = activation_code(fn, act_obj);
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < dim; ++i) outer *= y.shape[i];
   for (int64_t i = dim + 1; i < nd; ++i) inner *= y.shape[i];

@@ -37,16 +37,6 @@ DevArray check_half(const char* fn, const char* name, const py::object& obj, boo
   return d;
 }
 
-int check_activation(const char* fn, const py::object& obj) {
-  if (!py::isinstance<py::str>(obj)) {
-    throw py::type_error(std::string(fn) + ": argument 'activation' must be a str, got " + type_name(obj));
-  }
-  const std::string s = obj.cast<std::string>();
-  if (s == "none") return TG_EPILOGUE_NONE;
-  if (s == "relu") return TG_EPILOGUE_RELU;
-  throw py::value_error(std::string(fn) + ": activation must be 'none' or 'relu', got '" + s + "'");
-}
-
 void matmul_half(const py::object& a_obj, const py::object& b_obj, const py::object& out_obj,
                  const py::object& stream_obj, const py::object& trans_a_obj, const py::object& trans_b_obj,
                  const py::object& bias_obj, const py::object& activation_obj, const py::object& bf16_obj,
@@ -55,7 +45,7 @@ void matmul_half(const py::object& a_obj, const py::object& b_obj, const py::obj
   const bool bf16 = check_bool(fn, "bfloat16", bf16_obj);
   const bool trans_a = check_bool(fn, "trans_a", trans_a_obj);
   const bool trans_b = check_bool(fn, "trans_b", trans_b_obj);
-  const int act = check_activation(fn, activation_obj);
+  const int act = activation_code(fn, activation_obj);
   const int64_t version = check_int(fn, "version", version_obj);
   if (version < 0 || version > 2) {
     throw py::value_error(std::string(fn) + ": version must be 0 (automatic), 1 (mma.sync) or 2 (wgmma), got " +
