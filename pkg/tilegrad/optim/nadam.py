@@ -15,7 +15,7 @@ agree to float32 rounding).
 """
 from ..backends.reference import xp_of
 from .adam import Adam
-from .optimizer import Optimizer, _check_nonneg, _lerp_
+from .optimizer import Optimizer, _adam_moments, _check_nonneg
 
 
 class NAdam(Optimizer):
@@ -32,30 +32,14 @@ class NAdam(Optimizer):
 
     def _update(self, group, p, grad, state):
         d = p._data
-        xp = xp_of(d)
-        if not state:
-            state["step"] = 0
-            state["mu_product"] = 1.0
-            state["exp_avg"] = self._buffer(p)
-            state["exp_avg_sq"] = self._buffer(p)
-        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
-        g = -grad if group["maximize"] else grad
-        state["step"] += 1
-        step = state["step"]
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                d *= 1 - lr * wd
-            else:
-                g = g + wd * d
+        g, m, v = _adam_moments(self, group, p, grad, state)
+        state.setdefault("mu_product", 1.0)
+        lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * group["momentum_decay"]))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * group["momentum_decay"]))
         state["mu_product"] *= mu
         mu_product = state["mu_product"]
-        m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-        _lerp_(m, g, 1 - beta1)
-        v *= beta2
-        v += (1 - beta2) * g * g
-        denom = xp.sqrt(v / (1 - beta2 ** step))
+        denom = xp_of(d).sqrt(v / (1 - beta2 ** step))
         denom += group["eps"]
         d -= lr * (1.0 - mu) / (1.0 - mu_product) * (g / denom)
         d -= lr * mu_next / (1.0 - mu_product * mu_next) * (m / denom)

@@ -258,6 +258,30 @@ def _lerp_(a, end, weight):
         a[...] = end - (end - a) * (1 - weight)
 
 
+def _adam_moments(opt, group, p, grad, state):
+    """What NAdam and RAdam share with Adam (PyTorch's order): the state on first use, maximize,
+    the step count, weight decay (decoupled on the parameter, or L2 on the gradient) and the
+    first and second moment updates. Returns (gradient used, exp_avg, exp_avg_sq) as arrays."""
+    d = p._data
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = opt._buffer(p)
+        state["exp_avg_sq"] = opt._buffer(p)
+    lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
+    g = -grad if group["maximize"] else grad
+    state["step"] += 1
+    if wd != 0:
+        if group.get("decoupled_weight_decay"):
+            d *= 1 - lr * wd
+        else:
+            g = g + wd * d
+    m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
+    _lerp_(m, g, 1 - beta1)
+    v *= beta2
+    v += (1 - beta2) * g * g
+    return g, m, v
+
+
 def _check_nonneg(name, value):
     """PyTorch's range checks: ``Invalid learning rate: -1`` and kin."""
     if not isinstance(value, numbers.Real) or value < 0.0:

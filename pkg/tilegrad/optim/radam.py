@@ -13,7 +13,7 @@ import math
 
 from ..backends.reference import xp_of
 from .adam import Adam
-from .optimizer import Optimizer, _lerp_
+from .optimizer import Optimizer, _adam_moments
 
 
 class RAdam(Optimizer):
@@ -28,23 +28,8 @@ class RAdam(Optimizer):
     def _update(self, group, p, grad, state):
         d = p._data
         xp = xp_of(d)
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = self._buffer(p)
-            state["exp_avg_sq"] = self._buffer(p)
-        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
-        g = -grad if group["maximize"] else grad
-        state["step"] += 1
-        step = state["step"]
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                d *= 1 - lr * wd
-            else:
-                g = g + wd * d
-        m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-        _lerp_(m, g, 1 - beta1)
-        v *= beta2
-        v += (1 - beta2) * g * g
+        _, m, v = _adam_moments(self, group, p, grad, state)
+        lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
         bias1, bias2 = 1 - beta1 ** step, 1 - beta2 ** step
         corrected = m / bias1
         rho_inf = 2 / (1 - beta2) - 1
