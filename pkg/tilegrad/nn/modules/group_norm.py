@@ -1,9 +1,8 @@
 """``GroupNorm`` and ``InstanceNorm1d``/``InstanceNorm2d``: per-sample normalisation over groups
 of channels or single channels, over ``F.group_norm`` / ``F.instance_norm``."""
-from ... import creation, dtypes
 from .. import init, layers_functional as FL
-from ..parameter import Parameter
 from .module import Module
+from .normalization import register_affine, register_running_stats
 
 
 class GroupNorm(Module):
@@ -14,12 +13,7 @@ class GroupNorm(Module):
         if num_groups <= 0 or num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
-        if affine:
-            self.weight = Parameter(creation.ones(num_channels, device=device, dtype=dtype))
-            self.bias = Parameter(creation.zeros(num_channels, device=device, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, num_channels, affine, device, dtype)
 
     def reset_parameters(self):
         if self.affine:
@@ -44,20 +38,8 @@ class _InstanceNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(creation.ones(num_features, device=device, dtype=dtype))
-            self.bias = Parameter(creation.zeros(num_features, device=device, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", creation.zeros(num_features, device=device, dtype=dtype))
-            self.register_buffer("running_var", creation.ones(num_features, device=device, dtype=dtype))
-            self.register_buffer("num_batches_tracked", creation.tensor(0, dtype=dtypes.int64, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        register_affine(self, num_features, affine, device, dtype)
+        register_running_stats(self, num_features, track_running_stats, device, dtype)
 
     def forward(self, x):
         spatial = "L" if self._dims == 3 else "H, W"

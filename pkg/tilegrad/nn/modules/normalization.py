@@ -7,6 +7,30 @@ from ..parameter import Parameter
 from .module import Module
 
 
+def register_affine(module, n, affine, device, dtype):
+    """The per-channel ``weight`` (ones) and ``bias`` (zeros) of a normalisation layer, or None
+    for both when not ``affine`` (PyTorch's names, so its state dicts load)."""
+    if affine:
+        module.weight = Parameter(creation.ones(n, device=device, dtype=dtype))
+        module.bias = Parameter(creation.zeros(n, device=device, dtype=dtype))
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def register_running_stats(module, n, track, device, dtype):
+    """``running_mean`` (zeros), ``running_var`` (ones) and ``num_batches_tracked`` buffers, or
+    None for each when not tracking."""
+    if track:
+        module.register_buffer("running_mean", creation.zeros(n, device=device, dtype=dtype))
+        module.register_buffer("running_var", creation.ones(n, device=device, dtype=dtype))
+        module.register_buffer("num_batches_tracked", creation.tensor(0, dtype=dtypes.int64, device=device))
+    else:
+        module.register_buffer("running_mean", None)
+        module.register_buffer("running_var", None)
+        module.register_buffer("num_batches_tracked", None)
+
+
 class _BatchNorm(Module):
     _expected_dims = ()
     _shape_text = ""
@@ -16,20 +40,8 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(creation.empty(num_features, device=device, dtype=dtype))
-            self.bias = Parameter(creation.empty(num_features, device=device, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", creation.zeros(num_features, device=device, dtype=dtype))
-            self.register_buffer("running_var", creation.ones(num_features, device=device, dtype=dtype))
-            self.register_buffer("num_batches_tracked", creation.tensor(0, dtype=dtypes.int64, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        register_affine(self, num_features, affine, device, dtype)
+        register_running_stats(self, num_features, track_running_stats, device, dtype)
         self.reset_parameters()
 
     def reset_running_stats(self):
