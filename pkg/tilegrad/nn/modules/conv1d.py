@@ -1,9 +1,8 @@
 """``Conv1d``: a 1-d convolution over ``F.conv1d`` (the 2-d op on a unit-height view)."""
-import math
-
 from ... import creation
-from .. import init, layers_functional as FL
+from .. import layers_functional as FL
 from ..parameter import Parameter
+from .conv import _ConvNd
 from .module import Module
 
 
@@ -38,14 +37,8 @@ class Conv1d(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def reset_parameters(self):
-        # As Conv2d: kaiming_uniform_(a=sqrt(5)) and a bias in U(+-1/sqrt(fan_in)).
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+    # As Conv2d: kaiming_uniform_(a=sqrt(5)) and a bias in U(+-1/sqrt(fan_in)).
+    reset_parameters = _ConvNd.reset_parameters
 
     def forward(self, x):
         if x.ndim not in (2, 3) or x.shape[-2] != self.in_channels:
