@@ -63,7 +63,7 @@ def upload(cp, host, offset_elems=0):
 
 
 def check(cp, rng, batch, m, n, k, dtype, trans_a=False, trans_b=False, bias=False, act="none", offset=0,
-          bits_dtype=np.uint16):
+          bits_dtype=np.uint16, version=0):
     lead = () if batch is None else (batch,)
     a_h, a = to_16(rng.normal(*(lead + ((k, m) if trans_a else (m, k)))), dtype, bits_dtype)
     b_h, b = to_16(rng.normal(*(lead + ((n, k) if trans_b else (k, n)))), dtype, bits_dtype)
@@ -73,7 +73,7 @@ def check(cp, rng, batch, m, n, k, dtype, trans_a=False, trans_b=False, bias=Fal
         out = cp.full(lead + (m, n), 0x7FC0, bits_dtype)
     _cuda.matmul_half(upload(cp, a_h, offset), upload(cp, b_h, offset), out, trans_a=trans_a, trans_b=trans_b,
                       bias=None if bias_h is None else cp.asarray(bias_h), activation=act,
-                      bfloat16=dtype == "bfloat16")
+                      bfloat16=dtype == "bfloat16", version=version)
     got = from_16(cp.asnumpy(out), dtype)
     ta = np.swapaxes(a, -1, -2) if trans_a else a
     tb = np.swapaxes(b, -1, -2) if trans_b else b
@@ -85,7 +85,8 @@ def check(cp, rng, batch, m, n, k, dtype, trans_a=False, trans_b=False, bias=Fal
     # float32 accumulation (any order), then one rounding to the 16-bit type.
     tol = unit(dtype) * np.abs(want) + (k + 1) * 2.0 ** -23 * scale + 1e-6
     err = np.abs(got - want)
-    ctx = f"batch={batch} {m}x{n}x{k} {dtype} trans=({trans_a}, {trans_b}) bias={bias} {act} offset={offset} {rng}"
+    ctx = (f"batch={batch} {m}x{n}x{k} {dtype} trans=({trans_a}, {trans_b}) bias={bias} {act} offset={offset} "
+           f"v{version} {rng}")
     assert np.all(err <= tol), f"max excess {np.nanmax(err - tol)}; {ctx}"
 
 
@@ -123,31 +124,35 @@ def test_bfloat16_as_int16_and_k_zero(cp, rng, dtype):
     np.testing.assert_array_equal(from_16(cp.asnumpy(out), dtype), np.broadcast_to(np.maximum(bias64, 0), (4, 9)))
 
 
-@pytest.mark.cuda
-@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
-@DTYPES
-def test_large_aligned(cp, rng, trans_a, trans_b, dtype):
-    # 8192^3: the size the kernel is tuned for, against CuPy's float32 product of the same values.
+def check_large(cp, rng, trans_a, trans_b, dtype, version=0):
+    """8192^3, the size the kernels are tuned for, against CuPy's float32 product of the same values."""
     n = 8192
     gen = cp.random.default_rng(rng.seed)
     a32 = gen.standard_normal((n, n), dtype=cp.float32)
     b32 = gen.standard_normal((n, n), dtype=cp.float32)
     if dtype == "bfloat16":
-        a16 = (a32.view(cp.uint32) + 0x7FFF + ((a32.view(cp.uint32) >> 16) & 1)) >> 16
-        b16 = (b32.view(cp.uint32) + 0x7FFF + ((b32.view(cp.uint32) >> 16) & 1)) >> 16
+        a16, b16 = ((x.view(cp.uint32) + 0x7FFF + ((x.view(cp.uint32) >> 16) & 1)) >> 16 for x in (a32, b32))
         a16, b16 = a16.astype(cp.uint16), b16.astype(cp.uint16)
-        a32, b32 = (a16.astype(cp.uint32) << 16).view(cp.float32), (b16.astype(cp.uint32) << 16).view(cp.float32)
+        a32, b32 = ((x.astype(cp.uint32) << 16).view(cp.float32) for x in (a16, b16))
     else:
         a16, b16 = a32.astype(cp.float16), b32.astype(cp.float16)
         a32, b32 = a16.astype(cp.float32), b16.astype(cp.float32)
     out = cp.empty((n, n), a16.dtype)
     _cuda.matmul_half(a16.T.copy() if trans_a else a16, b16.T.copy() if trans_b else b16, out, trans_a=trans_a,
-                      trans_b=trans_b, bfloat16=dtype == "bfloat16")
+                      trans_b=trans_b, bfloat16=dtype == "bfloat16", version=version)
     want = a32 @ b32
     got = (out.astype(cp.uint32) << 16).view(cp.float32) if dtype == "bfloat16" else out.astype(cp.float32)
     err = cp.abs(got - want)
     # Rounding the output dominates: on average a quarter of an ulp, below unit / 2 relative.
+    ctx = f"{dtype} trans=({trans_a}, {trans_b}) v{version} {rng}"
     rel = float(cp.mean(err) / cp.mean(cp.abs(want)))
-    assert rel < unit(dtype), f"mean relative error {rel}; {dtype} trans=({trans_a}, {trans_b}) {rng}"
+    assert rel < unit(dtype), f"mean relative error {rel}; {ctx}"
     worst = float(cp.max(err - unit(dtype) * cp.abs(want)) / cp.sqrt(cp.mean(want * want)))
-    assert worst < 1e-3, f"worst excess {worst}; {dtype} trans=({trans_a}, {trans_b}) {rng}"
+    assert worst < 1e-3, f"worst excess {worst}; {ctx}"
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
+@DTYPES
+def test_large_aligned(cp, rng, trans_a, trans_b, dtype):
+    check_large(cp, rng, trans_a, trans_b, dtype)
