@@ -466,7 +466,11 @@ def conv_with(**kw):
     call("conv2d", GOOD["conv2d"](), **kw)
 
 
-@pytest.mark.parametrize("label,transform,exc,fragment", BAD, ids=[c[0] for c in BAD])
+# A 1-D array's Fortran strides are its C strides: that case is no error for the bias.
+BAD_1D = [c for c in BAD if c[0] != "strides fortran"]
+
+
+@pytest.mark.parametrize("label,transform,exc,fragment", BAD_1D, ids=[c[0] for c in BAD_1D])
 def test_conv_bad_bias_interface(label, transform, exc, fragment):
     with raises_naming(exc, "conv2d", "_cuda", "'bias'", fragment):
         conv_with(bias=Fake(transform(cai((6,)))))

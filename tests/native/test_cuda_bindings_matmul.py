@@ -80,10 +80,12 @@ def test_matmul_new_arguments_are_keyword_only():
 
 # ---- matmul: bias and activation ----------------------------------------------------------
 
-@pytest.mark.parametrize("label,transform,exc,fragment", BAD, ids=[c[0] for c in BAD])
+# A 1-D array's Fortran strides are its C strides: that case is no error for the bias.
+BAD_1D = [c for c in BAD if c[0] != "strides fortran"]
+
+
+@pytest.mark.parametrize("label,transform,exc,fragment", BAD_1D, ids=[c[0] for c in BAD_1D])
 def test_matmul_bad_bias_interface(label, transform, exc, fragment):
-    if label == "strides fortran":
-        pytest.skip("a 1-D array is C- and Fortran-contiguous")
     with raises_naming(exc, "matmul", "_cuda", "'bias'", fragment):
         matmul(cai((3, 4)), cai((4, 5)), cai((3, 5)), bias=transform(cai((5,))))
 
