@@ -35,6 +35,9 @@ CUDA_GENCODE = [("compute_80", "sm_80"), ("compute_90", "sm_90"), ("compute_90",
 # (compute capability 9.0 exactly); its kernel is launched only on such a device, and an sm_90a
 # image alone leaves the loader no other (empty-bodied) image to pick.
 CUDA_GENCODE_OVERRIDE = {"matmul_wgmma.cu": [("compute_90a", "sm_90a")]}
+# Every code the module embeds, as tilegrad._cuda.compiled_archs() (and `tilegrad doctor`) list it.
+CUDA_ARCHS = list(dict.fromkeys([c for _, c in CUDA_GENCODE] +
+                                [c for targets in CUDA_GENCODE_OVERRIDE.values() for _, c in targets]))
 NVCC_FLAGS = [
     "-O3",
     "--std=c++17",
@@ -253,7 +256,7 @@ def extensions():
         include_dirs=["kernels/include", "csrc"],
         depends=headers + _sources("kernels/cuda/*.cu"),
         cxx_std=17,
-        define_macros=[("TG_CUDA_ARCHS", " ".join(c for _, c in CUDA_GENCODE))],
+        define_macros=[("TG_CUDA_ARCHS", " ".join(CUDA_ARCHS))],
         extra_compile_args=["-O3"],
         # Keep the static runtime's symbols private to this module.
         extra_link_args=["-Wl,--exclude-libs,ALL"],

@@ -93,5 +93,6 @@ void tg::cuda_glue::bind_device(py::module_& m) {
         "(major, minor) of the device.");
   m.def("runtime_version", &runtime_version, "CUDA runtime version linked in, e.g. 13000.");
   m.def("driver_version", &driver_version, "CUDA version the driver supports; 0 without a driver.");
-  m.def("compiled_archs", &compiled_archs, "GPU code embedded in the module, e.g. ['sm_80', ...].");
+  m.def("compiled_archs", &compiled_archs, "GPU code embedded in the module, e.g. ['sm_80', 'sm_90', 'compute_90', 'sm_90a'] (sm_90a: "
+        "the wgmma matmul only).");
 }

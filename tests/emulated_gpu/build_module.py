@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tests" / "native"))
 from cuda_emu import emulate  # noqa: E402
 
 # The archs setup.py embeds (tilegrad._cuda.compiled_archs(), checked by `tilegrad doctor`).
-ARCHS = "sm_80 sm_90 compute_90"
+ARCHS = "sm_80 sm_90 compute_90 sm_90a"
 JOBS = 2
 
 

@@ -439,7 +439,7 @@ def test_cuda_queries_without_raising():
     assert available == (count > 0)
     assert _cuda.runtime_version() >= 13000
     assert isinstance(_cuda.driver_version(), int)
-    assert _cuda.compiled_archs() == ["sm_80", "sm_90", "compute_90"]
+    assert _cuda.compiled_archs() == ["sm_80", "sm_90", "compute_90", "sm_90a"]  # sm_90a: the wgmma matmul
     if not available:
         with raises_naming(ValueError, "device_name", "_cuda", "out of range"):
             _cuda.device_name(0)
