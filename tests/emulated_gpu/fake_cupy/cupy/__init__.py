@@ -204,6 +204,13 @@ class ndarray(NDArrayOperatorsMixin):
     def __reduce__(self):
         return (_rebuild, (self._a,))
 
+    # CuPy sorts with thrust's stable sort (and ignores ``kind``): so does the stand-in.
+    def argsort(self, axis=-1, kind=None):
+        return _wrap(np.argsort(self._a, axis=axis, kind="stable"))
+
+    def sort(self, axis=-1, kind=None):
+        self._a.sort(axis=axis, kind="stable")
+
     # --- everything else from NumPy --------------------------------------------------------------
     def __getattr__(self, name):
         # No host pointer (ctypes) and no dunders: CuPy has neither, and copy / pickle must not
@@ -359,6 +366,14 @@ class _MemoryPool:
 
 
 _MEMORY_POOL = _MemoryPool()
+
+
+def argsort(a, axis=-1, kind=None):
+    return _wrap(np.argsort(_unwrap(a, "cupy.argsort"), axis=axis, kind="stable"))  # stable, as CuPy's
+
+
+def sort(a, axis=-1, kind=None):
+    return _wrap(np.sort(_unwrap(a, "cupy.sort"), axis=axis, kind="stable"))
 
 
 def __getattr__(name):

@@ -17,3 +17,10 @@ def erfc(x):
 def erf(x):
     a = _unwrap(x, "cupyx.scipy.special.erf")
     return _wrap(_erf(a).astype(np.result_type(a.dtype, np.float32)))
+
+
+def erfinv(x):
+    # NumPy has no erfinv: the reference kernels' numba ufunc stands in for CuPy's.
+    from tilegrad.backends.reference_math import _numba_special
+    a = _unwrap(x, "cupyx.scipy.special.erfinv")
+    return _wrap(_numba_special()[1](a.astype(np.result_type(a.dtype, np.float32))))
