@@ -73,18 +73,9 @@ void bias_act(const py::object& y_obj, const py::object& bias_obj, const py::obj
               const py::object& act_obj, const py::object& stream_obj) {
   const char* fn = "tilegrad._cuda.bias_act";
   DevArray y = check_array(fn, "y", y_obj, true);
-  const int64_t nd = static_cast<int64_t>(y.shape.size());
-  int64_t dim = check_int(fn, "dim", dim_obj);
-  if (nd == 0 || dim < -nd || dim >= nd) {
-    throw py::value_error(std::string(fn) + ": dim " + std::to_string(dim) + " is out of range for y " +
-                          tg::glue::shape_str(y.shape));
-  }
-  if (dim < 0) dim += nd;
+  // y as (outer, channels, inner) around dim: the split softmax uses, with its range check.
+  const auto [outer, channels, inner] = tg::glue::softmax_dims(fn, y.shape, check_int(fn, "dim", dim_obj));
   const int act = activation_code(fn, act_obj);
-  int64_t outer = 1, inner = 1;
-  for (int64_t i = 0; i < dim; ++i) outer *= y.shape[i];
-  for (int64_t i = dim + 1; i < nd; ++i) inner *= y.shape[i];
-  const int64_t channels = y.shape[dim];
   std::vector<DevArray> bias;
   if (!bias_obj.is_none()) {
     bias.push_back(check_array(fn, "bias", bias_obj, false));
